@@ -1,0 +1,527 @@
+"""The process's single MQTT connection (aiomqtt 2.x), as drivers and the room API see it.
+
+aiomqtt 2.x does not reconnect by itself (dependencies.md §3.4), so :class:`MqttConnection`
+runs the loop: connect, publish the retained ``online`` status, re-subscribe every registered
+filter, flush the outbox, run the on-connect callbacks, then read messages until the link
+drops; back off (capped, jittered) and do it again. Publishing never waits for the network:
+messages go to a bounded outbox that the connected loop drains in order, so a driver's apply
+is not stuck behind a broker outage.
+
+    settings = MqttSettings(host="broker.local", username="room1", password="...")
+    link = MqttConnection(settings, rooms=["room1"])
+    link.subscribe("zigbee2mqtt/+/availability", on_availability)
+    await link.start()
+    await link.publish("zigbee2mqtt/ceiling/set", '{"state":"ON"}', qos=1)
+    ...
+    await link.close()          # publishes "offline", does not reconnect
+
+The will: MQTT allows one will per connection. A process that serves one room uses that room's
+``<prefix>/<room>/status`` as its will, so the room reads ``offline`` the moment the process
+dies. A process that serves several rooms publishes each room's status ``online`` on connect
+and ``offline`` on a graceful close, and uses ``<prefix>/_controller/<client_id>/status`` as
+its will: after a crash consumers see that topic go ``offline`` (the rooms' own status topics
+keep their last value, so consumers of a multi-room process must watch both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import ssl
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt import client as paho_client
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, bytes], Awaitable[None] | None]
+ConnectCallback = Callable[[], Awaitable[None] | None]
+
+# CONNACK codes that mean "your credentials are wrong": 3.1.1 (4, 5) and 5.0 (134, 135).
+_AUTH_CODES = frozenset({4, 5, 134, 135})
+ONLINE = b"online"
+OFFLINE = b"offline"
+
+
+class TlsSettings(BaseModel):
+    """TLS to the broker: a private CA, optionally a client certificate (mutual TLS)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
+    """Skip the host name check (a broker reached by IP with a name-only certificate)."""
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if self.cert_file is not None:
+            key = str(self.key_file) if self.key_file else None
+            ctx.load_cert_chain(str(self.cert_file), key)
+        if self.insecure:
+            ctx.check_hostname = False
+        return ctx
+
+
+class MqttSettings(BaseModel):
+    """How to reach the broker. Defaults suit a broker on the same Pi.
+
+    >>> MqttSettings(host="10.0.0.2", username="room1", password="s").port
+    1883
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    prefix: str = Field("sessionctl", pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_/-]*$")
+    client_id: str = Field("sessionctl", min_length=1, max_length=64)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TlsSettings | None = None
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    keepalive: int = Field(15, ge=2, le=3600)
+    clean_session: bool = True
+    """A fresh session per connect. Commands are meant for *now*: a broker holding them for a
+    controller that was down for an hour would start or stop a session an hour late. A sender
+    that gets no reply retries with the same ``cmd_id`` instead (commands are idempotent)."""
+    reconnect_min: float = Field(0.5, gt=0)
+    reconnect_max: float = Field(30.0, gt=0)
+    auth_retry: float = Field(60.0, gt=0)
+    """Wait between attempts after the broker refused the credentials: an operator has to fix
+    the config or the broker, and hammering it only fills its log."""
+    outbox_limit: int = Field(1000, ge=1)
+    publish_timeout: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> MqttSettings:
+        if self.reconnect_max < self.reconnect_min:
+            raise ValueError("reconnect_max must be at least reconnect_min")
+        if self.password is not None and self.username is None:
+            raise ValueError("a password needs a username")
+        return self
+
+
+@dataclass
+class _Outgoing:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    live: bool = True
+
+
+@dataclass
+class _Subscription:
+    topic_filter: str
+    handler: Handler
+    qos: int
+    queue: asyncio.Queue[tuple[str, bytes]] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=1000)
+    )
+    worker: asyncio.Task[None] | None = None
+
+
+class Outbox:
+    """Messages waiting to be sent, in order; bounded.
+
+    A retained topic keeps only its latest value (the newer one takes the older one's turn at
+    the back). When full, the oldest non-retained message is dropped first.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.dropped = 0
+        self._items: deque[_Outgoing] = deque()
+        self._retained: dict[str, _Outgoing] = {}
+        self._live = 0
+        self.ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return self._live
+
+    def put(self, item: _Outgoing) -> None:
+        if item.retain:
+            old = self._retained.pop(item.topic, None)
+            if old is not None and old.live:
+                old.live = False
+                self._live -= 1
+            self._retained[item.topic] = item
+        self._items.append(item)
+        self._live += 1
+        while self._live > self.limit:
+            self._drop_one()
+        self.ready.set()
+
+    def put_front(self, item: _Outgoing) -> None:
+        """Give back a message whose send failed, so it goes first after reconnect."""
+        if item.live and (not item.retain or self._retained.get(item.topic) is item):
+            self._items.appendleft(item)
+            self._live += 1
+            self.ready.set()
+
+    def pop(self) -> _Outgoing | None:
+        while self._items:
+            item = self._items.popleft()
+            if item.live:
+                self._live -= 1
+                if item.retain and self._retained.get(item.topic) is item:
+                    del self._retained[item.topic]
+                return item
+        self.ready.clear()
+        return None
+
+    def _drop_one(self) -> None:
+        victim = next((i for i in self._items if i.live and not i.retain), None)
+        if victim is None:
+            victim = next(i for i in self._items if i.live)
+            self._retained.pop(victim.topic, None)
+        victim.live = False
+        self._live -= 1
+        self.dropped += 1
+
+
+class MqttConnection:
+    """One MQTT connection shared by a process; implements ``drivers.base.MqttLink``."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        rooms: Sequence[str] = (),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.rooms = tuple(rooms)
+        self.connected = False
+        self.last_error: str | None = None
+        self.connects = 0
+        self.attempts = 0
+        self._rng = rng or random.Random()
+        self._outbox = Outbox(settings.outbox_limit)
+        self._subs: list[_Subscription] = []
+        self._on_connect: list[ConnectCallback] = []
+        self._on_disconnect: list[ConnectCallback] = []
+        self._client: aiomqtt.Client | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._closing = False
+        self._connected_event = asyncio.Event()
+        self._auth_logged = False
+        self._sending = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- topics ---------------------------------------------------------------------------
+
+    @property
+    def status_topics(self) -> tuple[str, ...]:
+        """Where ``online``/``offline`` is published, retained: each room's status topic."""
+        rooms = tuple(f"{self.settings.prefix}/{room}/status" for room in self.rooms)
+        if len(rooms) == 1:
+            return rooms
+        return (*rooms, self.will_topic)
+
+    @property
+    def will_topic(self) -> str:
+        if len(self.rooms) == 1:
+            return f"{self.settings.prefix}/{self.rooms[0]}/status"
+        return f"{self.settings.prefix}/_controller/{self.settings.client_id}/status"
+
+    # -- MqttLink -------------------------------------------------------------------------
+
+    async def publish(
+        self, topic: str, payload: bytes | str, *, qos: int = 0, retain: bool = False
+    ) -> None:
+        """Queue a message; it is sent now if connected, else in order after reconnect."""
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        self._outbox.put(_Outgoing(topic, data, qos, retain))
+
+    def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1) -> None:
+        """Call ``handler(topic, payload)`` for every message matching the filter, in order.
+
+        Each subscription has its own worker, so a slow handler delays only its own messages.
+        """
+        sub = _Subscription(topic_filter, handler, qos)
+        self._subs.append(sub)
+        if self._runner is not None:
+            sub.worker = asyncio.create_task(self._work(sub))
+        client = self._client
+        if self.connected and client is not None:
+            self._spawn(self._subscribe_now(client, sub))
+
+    def unsubscribe(self, topic_filter: str, handler: Handler) -> None:
+        for sub in [s for s in self._subs if s.topic_filter == topic_filter]:
+            if sub.handler == handler:
+                self._subs.remove(sub)
+                if sub.worker is not None:
+                    sub.worker.cancel()
+
+    def on_connect(self, callback: ConnectCallback) -> None:
+        self._on_connect.append(callback)
+
+    def on_disconnect(self, callback: ConnectCallback) -> None:
+        """Call ``callback`` when an established connection is lost (not on close)."""
+        self._on_disconnect.append(callback)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        return len(self._outbox)
+
+    @property
+    def dropped(self) -> int:
+        return self._outbox.dropped
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "connected": self.connected,
+            "last_error": self.last_error,
+            "connects": self.connects,
+            "queued": self.queued,
+            "dropped": self.dropped,
+        }
+
+    async def start(self) -> None:
+        """Start connecting in the background; returns at once (the broker may be down)."""
+        if self._runner is not None:
+            return
+        self._closing = False
+        for sub in self._subs:
+            sub.worker = asyncio.create_task(self._work(sub))
+        self._runner = asyncio.create_task(self._run(), name="mqtt-link")
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._connected_event.wait(), timeout)
+
+    async def flush(self, timeout: float = 5.0) -> bool:
+        """Wait (bounded) until the outbox is empty; False if it did not empty in time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self._outbox) or self._sending:
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Send what is queued (bounded), publish ``offline``, disconnect, stay disconnected."""
+        if self._runner is None:
+            return
+        if self.connected:
+            for topic in self.status_topics:
+                await self.publish(topic, OFFLINE, qos=1, retain=True)
+            await self.flush(timeout)
+        self._closing = True
+        self._runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._runner
+        self._runner = None
+        for sub in self._subs:
+            if sub.worker is not None:
+                sub.worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sub.worker
+                sub.worker = None
+
+    # -- the connection loop --------------------------------------------------------------
+
+    def _make_client(self) -> aiomqtt.Client:
+        s = self.settings
+        v5 = s.protocol == "5"
+        properties = None
+        clean_session: bool | None = s.clean_session
+        clean_start: Any = paho_client.MQTT_CLEAN_START_FIRST_ONLY
+        if v5:
+            clean_session = None
+            clean_start = s.clean_session
+            if not s.clean_session:
+                properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                properties.SessionExpiryInterval = 3600
+        return aiomqtt.Client(
+            s.host,
+            s.port,
+            username=s.username,
+            password=s.password.get_secret_value() if s.password else None,
+            identifier=s.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            will=aiomqtt.Will(self.will_topic, OFFLINE, qos=1, retain=True) if self.rooms else None,
+            clean_session=clean_session,
+            clean_start=clean_start,
+            properties=properties,
+            keepalive=s.keepalive,
+            timeout=s.publish_timeout,
+            tls_context=s.tls.context() if s.tls else None,
+            tls_insecure=s.tls.insecure if s.tls else None,
+            max_queued_incoming_messages=10000,
+        )
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._closing:
+            self.attempts += 1
+            try:
+                client = self._make_client()
+                async with client:
+                    failures = 0
+                    await self._connected(client)
+                    await self._serve(client)
+            except (aiomqtt.MqttError, OSError) as exc:
+                delay = self._on_failure(exc, failures)
+                failures += 1
+            except Exception as exc:
+                # A bug or a bad setting must not end the link for good: log it, retry slowly.
+                log.exception("MQTT link failed unexpectedly")
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                delay = self.settings.reconnect_max
+                failures += 1
+            else:
+                delay = self.settings.reconnect_min
+            finally:
+                self._client = None
+                if self.connected:
+                    self.connected = False
+                    self._connected_event.clear()
+                    if not self._closing:
+                        self._fire(self._on_disconnect)
+            if not self._closing:
+                await asyncio.sleep(delay)
+
+    def _on_failure(self, exc: Exception, failures: int) -> float:
+        code = getattr(exc, "rc", None)
+        value = getattr(code, "value", code)
+        if isinstance(exc, MqttConnectError) and value in _AUTH_CODES:
+            self.last_error = f"broker refused the credentials: {exc}"
+            if not self._auth_logged:
+                self._auth_logged = True
+                log.error(
+                    "MQTT broker %s:%s refused user %r (%s); retrying every %.0f s",
+                    self.settings.host,
+                    self.settings.port,
+                    self.settings.username,
+                    exc,
+                    self.settings.auth_retry,
+                )
+            return self.settings.auth_retry
+        was_connected = self.connected
+        self.last_error = str(exc) or type(exc).__name__
+        delay = self._backoff(failures)
+        level = logging.WARNING if was_connected or failures == 0 else logging.DEBUG
+        log.log(
+            level,
+            "MQTT link to %s:%s: %s; retry in %.1f s",
+            self.settings.host,
+            self.settings.port,
+            self.last_error,
+            delay,
+        )
+        return delay
+
+    def _backoff(self, failures: int) -> float:
+        """Exponential, capped, with jitter so rooms that lost one broker do not all return
+        in the same instant."""
+        s = self.settings
+        ceiling = min(s.reconnect_max, s.reconnect_min * (2 ** min(failures, 30)))
+        return float(ceiling / 2 + self._rng.uniform(0, ceiling / 2))
+
+    async def _connected(self, client: aiomqtt.Client) -> None:
+        self._client = client
+        for topic in self.status_topics:
+            await client.publish(topic, ONLINE, qos=1, retain=True)
+        for sub in list(self._subs):
+            await client.subscribe(sub.topic_filter, qos=sub.qos)
+        self.connected = True
+        self.connects += 1
+        self.last_error = None
+        self._auth_logged = False
+        self._connected_event.set()
+        log.info("MQTT connected to %s:%s", self.settings.host, self.settings.port)
+        self._fire(self._on_connect)
+
+    async def _subscribe_now(self, client: aiomqtt.Client, sub: _Subscription) -> None:
+        with contextlib.suppress(aiomqtt.MqttError):
+            await client.subscribe(sub.topic_filter, qos=sub.qos)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """Read and send until either side fails; a failed send also means reconnect."""
+        reader = asyncio.create_task(self._read(client))
+        sender = asyncio.create_task(self._drain(client))
+        try:
+            done, _ = await asyncio.wait({reader, sender}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, sender):
+                task.cancel()
+            await asyncio.gather(reader, sender, return_exceptions=True)
+            self._sending = False
+        for task in done:
+            task.result()
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            self._dispatch(str(message.topic), message.payload)
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        while True:
+            item = self._outbox.pop()
+            if item is None:
+                await self._outbox.ready.wait()
+                continue
+            self._sending = True
+            try:
+                await client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+            except (aiomqtt.MqttError, asyncio.CancelledError):
+                self._outbox.put_front(item)
+                raise
+            finally:
+                self._sending = False
+
+    def _dispatch(self, topic: str, payload: Any) -> None:
+        data = payload if isinstance(payload, bytes) else str(payload or "").encode()
+        matched = aiomqtt.Topic(topic)
+        for sub in self._subs:
+            if matched.matches(sub.topic_filter):
+                if sub.queue.full():
+                    sub.queue.get_nowait()
+                    log.warning(
+                        "MQTT handler for %s is behind; dropped a message", sub.topic_filter
+                    )
+                sub.queue.put_nowait((topic, data))
+
+    async def _work(self, sub: _Subscription) -> None:
+        while True:
+            topic, payload = await sub.queue.get()
+            try:
+                result = sub.handler(topic, payload)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("MQTT handler for %s failed on %s", sub.topic_filter, topic)
+
+    def _fire(self, callbacks: list[ConnectCallback]) -> None:
+        for callback in list(callbacks):
+            self._spawn(self._call(callback))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _call(self, callback: ConnectCallback) -> None:
+        try:
+            result = callback()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("MQTT connect/disconnect callback %r failed", callback)
