@@ -357,7 +357,7 @@ class MqttConnection:
             password=s.password.get_secret_value() if s.password else None,
             identifier=s.client_id,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-            will=aiomqtt.Will(self.will_topic, OFFLINE, qos=1, retain=True) if self.rooms else None,
+            will=aiomqtt.Will(self.will_topic, OFFLINE, qos=1, retain=True),
             clean_session=clean_session,
             clean_start=clean_start,
             properties=properties,
