@@ -68,7 +68,7 @@ class TasmotaLights(MqttLights):
 
     def _parse_device(self, device: str, spec: dict[str, Any]) -> dict[str, Any]:
         topic = str(spec.pop("topic", device))
-        if not topic or any(c in topic for c in "+#/"):
+        if not topic or any(c in topic for c in "+#") or topic.startswith("/"):
             raise DriverConfigError(f"{self.name}: bad Tasmota topic for {device!r}")
         return {"topic": topic}
 
