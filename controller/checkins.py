@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from controller.scene import CheckinCue
 from controller.events import Event
+from controller.scene import CheckinCue
 from drivers.base import Priority, PromptView
 
 State = Literal["due", "acknowledged", "responded", "closed"]
@@ -82,27 +82,44 @@ class CheckinBook:
         item = Checkin(cue, now, cue.priority)
         item.next_escalation = now + cue.ack_within if cue.priority != "high" else None
         self.items[cue.id] = item
-        return [Event("checkin_due", {"checkin": cue.id, "kind": cue.kind,
-                                      "priority": cue.priority, "chime": cue.chime})]
+        return [
+            Event(
+                "checkin_due",
+                {"checkin": cue.id, "kind": cue.kind, "priority": cue.priority, "chime": cue.chime},
+            )
+        ]
 
     def advance(self, now: float) -> list[Event]:
         events: list[Event] = []
         for item in self.items.values():
-            while (item.state == "due" and item.next_escalation is not None
-                   and now >= item.next_escalation):
+            while (
+                item.state == "due"
+                and item.next_escalation is not None
+                and now >= item.next_escalation
+            ):
                 item.priority = _raise(item.priority)
                 due = item.next_escalation
                 item.next_escalation = (
                     None if item.priority == "high" else due + item.cue.escalate_after
                 )
-                events.append(Event("checkin_escalated", {
-                    "checkin": item.id, "priority": item.priority,
-                    "overdue": round(due - item.due_at, 3)}))
+                events.append(
+                    Event(
+                        "checkin_escalated",
+                        {
+                            "checkin": item.id,
+                            "priority": item.priority,
+                            "overdue": round(due - item.due_at, 3),
+                        },
+                    )
+                )
         return events
 
     def next_deadline(self) -> float | None:
-        times = [i.next_escalation for i in self.items.values()
-                 if i.state == "due" and i.next_escalation is not None]
+        times = [
+            i.next_escalation
+            for i in self.items.values()
+            if i.state == "due" and i.next_escalation is not None
+        ]
         return min(times) if times else None
 
     def _get(self, checkin_id: str) -> Checkin:
@@ -117,31 +134,43 @@ class CheckinBook:
         item = self._get(checkin_id)
         if item.state != "due":
             raise CheckinRefused(
-                f"check-in {checkin_id!r} was already acknowledged by {item.acknowledged_by}")
+                f"check-in {checkin_id!r} was already acknowledged by {item.acknowledged_by}"
+            )
         item.state = "acknowledged"
         item.acknowledged_by = actor
         item.acknowledged_at = now
         item.next_escalation = None
-        return [Event("checkin_acknowledged", {
-            "checkin": item.id, "actor": actor, "after": round(now - item.due_at, 3),
-            "priority": item.priority})]
+        return [
+            Event(
+                "checkin_acknowledged",
+                {
+                    "checkin": item.id,
+                    "actor": actor,
+                    "after": round(now - item.due_at, 3),
+                    "priority": item.priority,
+                },
+            )
+        ]
 
-    def respond(self, checkin_id: str, option: str, actor: str, now: float
-                ) -> tuple[list[Event], str | None]:
+    def respond(
+        self, checkin_id: str, option: str, actor: str, now: float
+    ) -> tuple[list[Event], str | None]:
         """Record a response option; returns the events and the overlay it switches on."""
         item = self._get(checkin_id)
         choice = next((r for r in item.cue.responses if r.code == option), None)
         if choice is None:
             codes = ", ".join(r.code for r in item.cue.responses) or "none"
-            raise CheckinRefused(f"check-in {checkin_id!r} has no option {option!r} "
-                                 f"(options: {codes})")
+            raise CheckinRefused(
+                f"check-in {checkin_id!r} has no option {option!r} (options: {codes})"
+            )
         if item.state == "responded":
             raise CheckinRefused(f"check-in {checkin_id!r} already has a response")
         events = self.acknowledge(checkin_id, actor, now) if item.state == "due" else []
         item.state = "responded"
         item.response = option
-        events.append(Event("checkin_responded", {"checkin": item.id, "actor": actor,
-                                                  "option": option}))
+        events.append(
+            Event("checkin_responded", {"checkin": item.id, "actor": actor, "option": option})
+        )
         return events, choice.overlay
 
     def close_all(self, now: float, reason: str) -> list[Event]:
@@ -165,17 +194,24 @@ class CheckinBook:
 
     def snapshot(self, now: float) -> list[dict[str, Any]]:
         """JSON-able state; times are stored as ages so they survive a reboot."""
-        return [{
-            "id": i.id, "state": i.state, "priority": i.priority, "age": now - i.due_at,
-            "escalates_in": None if i.next_escalation is None else i.next_escalation - now,
-            "acknowledged_by": i.acknowledged_by,
-            "acknowledged_age": None if i.acknowledged_at is None else now - i.acknowledged_at,
-            "response": i.response,
-        } for i in self.items.values()]
+        return [
+            {
+                "id": i.id,
+                "state": i.state,
+                "priority": i.priority,
+                "age": now - i.due_at,
+                "escalates_in": None if i.next_escalation is None else i.next_escalation - now,
+                "acknowledged_by": i.acknowledged_by,
+                "acknowledged_age": None if i.acknowledged_at is None else now - i.acknowledged_at,
+                "response": i.response,
+            }
+            for i in self.items.values()
+        ]
 
     @classmethod
-    def restore(cls, data: list[dict[str, Any]], cues: dict[str, CheckinCue], now: float
-                ) -> CheckinBook:
+    def restore(
+        cls, data: list[dict[str, Any]], cues: dict[str, CheckinCue], now: float
+    ) -> CheckinBook:
         book = cls()
         for row in data:
             cue = cues.get(row["id"])

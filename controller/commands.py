@@ -32,7 +32,16 @@ VERBS = (
 )
 
 Verb = Literal[
-    "start", "pause", "resume", "skip", "extend", "stop", "panic", "release", "overlay", "ack",
+    "start",
+    "pause",
+    "resume",
+    "skip",
+    "extend",
+    "stop",
+    "panic",
+    "release",
+    "overlay",
+    "ack",
     "respond",
 ]
 

@@ -245,6 +245,12 @@ class MqttConnection:
         self, topic: str, payload: bytes | str, *, qos: int = 0, retain: bool = False
     ) -> None:
         """Queue a message; it is sent now if connected, else in order after reconnect."""
+        self.publish_nowait(topic, payload, qos=qos, retain=retain)
+
+    def publish_nowait(
+        self, topic: str, payload: bytes | str, *, qos: int = 0, retain: bool = False
+    ) -> None:
+        """:meth:`publish` for synchronous callers (listeners); same order, same queue."""
         data = payload.encode() if isinstance(payload, str) else bytes(payload)
         self._outbox.put(_Outgoing(topic, data, qos, retain))
 

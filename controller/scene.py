@@ -355,11 +355,17 @@ def parse_scene(
     raw = text.encode() if isinstance(text, str) else text
     doc = load_yaml(raw, file)
     if doc.data is None:
-        raise SourceErrors([SourceError(file, 1, 1, "empty scene file; expected a mapping "
-                                        "with name, roles and phases")])
+        raise SourceErrors(
+            [
+                SourceError(
+                    file, 1, 1, "empty scene file; expected a mapping with name, roles and phases"
+                )
+            ]
+        )
     if not isinstance(doc.data, dict):
-        raise SourceErrors([doc.error((), "a scene file must be a mapping with name, roles "
-                                      "and phases")])
+        raise SourceErrors(
+            [doc.error((), "a scene file must be a mapping with name, roles and phases")]
+        )
     scene = validate_document(Scene, doc, vocabulary=scene_vocabulary())
     overlays: dict[str, Overlay] = {"panic": BUILTIN_PANIC}
     overlays.update(shared_overlays or {})
@@ -394,15 +400,19 @@ def check_scene(
         if overlay.lights and overlay.lights.roles != "all":
             for ri, role in enumerate(overlay.lights.roles):
                 if role not in roles:
-                    errors.append(_unknown(doc, (*path, "lights", "roles", ri), "role", role, roles))
+                    errors.append(
+                        _unknown(doc, (*path, "lights", "roles", ri), "role", role, roles)
+                    )
         if overlay.on_release and overlay.on_release not in overlays:
-            errors.append(_unknown(doc, (*path, "on_release"), "overlay", overlay.on_release,
-                                   set(overlays)))
+            errors.append(
+                _unknown(doc, (*path, "on_release"), "overlay", overlay.on_release, set(overlays))
+            )
     return errors
 
 
-def _unknown(doc: YamlDocument, path: tuple[Any, ...], what: str, name: str,
-             known: set[str]) -> SourceError:
+def _unknown(
+    doc: YamlDocument, path: tuple[Any, ...], what: str, name: str, known: set[str]
+) -> SourceError:
     hint = did_you_mean(name, known)
     listing = f" (known: {', '.join(sorted(known))})" if known and not hint else ""
     return doc.error(path, f"unknown {what} {name!r}{hint}{listing}")
@@ -423,20 +433,28 @@ def _check_cues(
     for ci, cue in enumerate(phase.cues):
         path = (*base, "cues", ci)
         if cue.at > length:
-            errors.append(doc.error((*path, "at"), (
-                f"cue at {format_duration(cue.at)} lies past the end of phase {phase.id!r} "
-                f"({format_duration(length)}); move it into the phase or lengthen the phase")))
+            errors.append(
+                doc.error(
+                    (*path, "at"),
+                    (
+                        f"cue at {format_duration(cue.at)} lies past the end of phase {phase.id!r} "
+                        f"({format_duration(length)}); move it into the phase or lengthen the phase"
+                    ),
+                )
+            )
         channels: list[tuple[str, float]] = []
         if cue.lights:
             for ri, role in enumerate(cue.lights.roles):
                 if role not in roles:
-                    errors.append(_unknown(doc, (*path, "lights", "roles", ri), "role", role,
-                                           roles))
+                    errors.append(
+                        _unknown(doc, (*path, "lights", "roles", ri), "role", role, roles)
+                    )
                 channels.append((f"role {role!r}", cue.lights.fade))
         if cue.music:
             if playlists is not None and cue.music.play and cue.music.play not in playlists:
-                errors.append(_unknown(doc, (*path, "music", "play"), "playlist",
-                                       cue.music.play, playlists))
+                errors.append(
+                    _unknown(doc, (*path, "music", "play"), "playlist", cue.music.play, playlists)
+                )
             channels.append(("music", cue.music.fade))
         if cue.checkin:
             errors += _check_checkin(cue.checkin, path, doc, overlays, checkin_ids)
@@ -444,10 +462,17 @@ def _check_cues(
             for start, end, other in busy.get(channel, []):
                 if start <= cue.at < end or cue.at == start:
                     line = doc.position((*base, "cues", other))[0]
-                    errors.append(doc.error((*path, "at"), (
-                        f"cue at {format_duration(cue.at)} overlaps the cue on line {line} for "
-                        f"{channel} (at {format_duration(start)}, fading until "
-                        f"{format_duration(end)}); move one of them or shorten the fade")))
+                    errors.append(
+                        doc.error(
+                            (*path, "at"),
+                            (
+                                f"cue at {format_duration(cue.at)} overlaps the cue on line {line} "
+                                f"for "
+                                f"{channel} (at {format_duration(start)}, fading until "
+                                f"{format_duration(end)}); move one of them or shorten the fade"
+                            ),
+                        )
+                    )
             busy.setdefault(channel, []).append((cue.at, cue.at + fade, ci))
     return errors
 
@@ -463,14 +488,26 @@ def _check_checkin(
     id_path = (*path, "checkin", "id")
     if checkin.id in checkin_ids:
         line = checkin_ids[checkin.id][0]
-        errors.append(doc.error(id_path, f"check-in id {checkin.id!r} is already used on line "
-                                         f"{line}; each check-in needs its own id"))
+        errors.append(
+            doc.error(
+                id_path,
+                f"check-in id {checkin.id!r} is already used on line "
+                f"{line}; each check-in needs its own id",
+            )
+        )
     else:
         checkin_ids[checkin.id] = doc.position(id_path)
     for ri, option in enumerate(checkin.responses):
         if option.overlay and option.overlay not in overlays:
-            errors.append(_unknown(doc, (*path, "checkin", "responses", ri, "overlay"),
-                                   "overlay", option.overlay, set(overlays)))
+            errors.append(
+                _unknown(
+                    doc,
+                    (*path, "checkin", "responses", ri, "overlay"),
+                    "overlay",
+                    option.overlay,
+                    set(overlays),
+                )
+            )
     return errors
 
 
@@ -482,8 +519,15 @@ def parse_overlays(text: str | bytes, file: str) -> dict[str, Overlay]:
     errors = []
     for name, overlay in parsed.overlays.items():
         if overlay.on_release and overlay.on_release not in parsed.overlays:
-            errors.append(_unknown(doc, ("overlays", name, "on_release"), "overlay",
-                                   overlay.on_release, set(parsed.overlays)))
+            errors.append(
+                _unknown(
+                    doc,
+                    ("overlays", name, "on_release"),
+                    "overlay",
+                    overlay.on_release,
+                    set(parsed.overlays),
+                )
+            )
     if errors:
         raise SourceErrors(errors)
     return dict(parsed.overlays)
@@ -523,8 +567,9 @@ class SceneLibrary:
             if path.name == OVERLAYS_FILE:
                 continue
             try:
-                loaded = parse_scene(path.read_bytes(), str(path), shared_overlays=shared,
-                                     playlists=names)
+                loaded = parse_scene(
+                    path.read_bytes(), str(path), shared_overlays=shared, playlists=names
+                )
             except SourceErrors as exc:
                 errors += exc.errors
                 continue

@@ -125,8 +125,9 @@ class Session:
 
     @property
     def frozen(self) -> bool:
-        return any(self.overlays[name].freeze for name in self.active_overlays
-                   if name in self.overlays)
+        return any(
+            self.overlays[name].freeze for name in self.active_overlays if name in self.overlays
+        )
 
     @property
     def advancing(self) -> bool:
@@ -198,8 +199,16 @@ class Session:
             limit = span.phase.hold_limit
             run.hold = _Hold(at, None if last or limit is None else at + limit)
             self.state = SessionState.HOLDING
-            return [Event("holding", {"phase": span.id, "final": last,
-                                      "limit": None if run.hold.limit is None else limit})]
+            return [
+                Event(
+                    "holding",
+                    {
+                        "phase": span.id,
+                        "final": last,
+                        "limit": None if run.hold.limit is None else limit,
+                    },
+                )
+            ]
         return self._enter_phase(run, run.phase_index + 1, at)
 
     def _enter_phase(self, run: _Run, index: int, at: float) -> list[Event]:
@@ -208,14 +217,25 @@ class Session:
         run.anchor_offset, run.anchor_time = span.start, at
         run.cursor = max(run.cursor, (span.start, index, -1))
         run.hold = None
-        return [Event("phase_started", {"phase": span.id, "index": index,
-                                        "offset": round(span.start, 3)})]
+        return [
+            Event(
+                "phase_started", {"phase": span.id, "index": index, "offset": round(span.start, 3)}
+            )
+        ]
 
     def _leave_hold(self, run: _Run, at: float, *, reason: str) -> list[Event]:
         hold = run.hold
         held = 0.0 if hold is None else max(0.0, at - hold.since)
-        events = [Event("hold_released", {"phase": run.timeline.phases[run.phase_index].id,
-                                          "held": round(held, 3), "by": reason})]
+        events = [
+            Event(
+                "hold_released",
+                {
+                    "phase": run.timeline.phases[run.phase_index].id,
+                    "held": round(held, 3),
+                    "by": reason,
+                },
+            )
+        ]
         self.state = SessionState.RUNNING
         events += self._enter_phase(run, run.phase_index + 1, at)
         return events
@@ -230,8 +250,13 @@ class Session:
             end = run.timeline.phases[run.phase_index].end
             target = end if nxt is None else min(nxt, end)
             times.append(now + max(0.0, target - offset))
-        if (run is not None and self.state == SessionState.HOLDING and run.hold is not None
-                and run.hold.limit is not None and not self.frozen):
+        if (
+            run is not None
+            and self.state == SessionState.HOLDING
+            and run.hold is not None
+            and run.hold.limit is not None
+            and not self.frozen
+        ):
             times.append(run.hold.limit)
         escalation = self.checkins.next_deadline()
         if escalation is not None:
@@ -247,8 +272,14 @@ class Session:
         """Apply one command at ``now``. A repeated ``cmd_id`` gets its first outcome back."""
         previous = self._outcomes.get(command.cmd_id)
         if previous is not None:
-            duplicate = Outcome(previous.cmd_id, previous.verb, previous.accepted,
-                                previous.reason, True, previous.session)
+            duplicate = Outcome(
+                previous.cmd_id,
+                previous.verb,
+                previous.accepted,
+                previous.reason,
+                True,
+                previous.session,
+            )
             return Result(duplicate, [])
         events = self.advance(now)
         handler = getattr(self, f"_cmd_{command.verb}")
@@ -282,8 +313,17 @@ class Session:
         self.run = _Run(self._token_factory(), scene, timeline, started_at=now, anchor_time=now)
         self.checkins = CheckinBook()
         self.state = SessionState.RUNNING
-        events = [Event("session_started", {"scene": scene.id, "digest": scene.digest,
-                                            "session": self.run.token, "actor": command.actor})]
+        events = [
+            Event(
+                "session_started",
+                {
+                    "scene": scene.id,
+                    "digest": scene.digest,
+                    "session": self.run.token,
+                    "actor": command.actor,
+                },
+            )
+        ]
         events += self._enter_phase(self.run, 0, now)
         run = self.run
         events += self._raise_checkins(run, run.timeline.position_key(0.0, 0), now)
@@ -308,13 +348,13 @@ class Session:
             raise Refused("the session is not paused")
         self.state = SessionState.RUNNING
         run.anchor_time = now
-        return [Event("resumed", {"offset": round(run.anchor_offset, 3),
-                                  "actor": command.actor})]
+        return [Event("resumed", {"offset": round(run.anchor_offset, 3), "actor": command.actor})]
 
     def _continue_from_hold(self, run: _Run, command: Command, now: float) -> list[Event]:
         if run.phase_index == len(run.timeline.phases) - 1:
-            raise Refused("the scene has reached its end; stop the session when the patient "
-                          "is ready to leave")
+            raise Refused(
+                "the scene has reached its end; stop the session when the patient is ready to leave"
+            )
         return self._leave_hold(run, now, reason=command.actor)
 
     def _cmd_skip(self, command: Command, now: float) -> list[Event]:
@@ -329,13 +369,23 @@ class Session:
             if span is None:
                 raise Refused(f"no phase {target_id!r} in scene {run.scene.id!r}")
             if span.index <= run.phase_index:
-                raise Refused(f"phase {target_id!r} is not ahead of the current phase; "
-                              "skip only moves forward")
+                raise Refused(
+                    f"phase {target_id!r} is not ahead of the current phase; "
+                    "skip only moves forward"
+                )
             target = span.index
         skipped_from = run.timeline.phases[run.phase_index].id
         was_paused = self.state == SessionState.PAUSED
-        events = [Event("skipped", {"from": skipped_from, "to": run.timeline.phases[target].id,
-                                    "actor": command.actor})]
+        events = [
+            Event(
+                "skipped",
+                {
+                    "from": skipped_from,
+                    "to": run.timeline.phases[target].id,
+                    "actor": command.actor,
+                },
+            )
+        ]
         self.state = SessionState.RUNNING
         events += self._enter_phase(run, target, now)
         run.cursor = (run.timeline.phases[target].start, target, -1)
@@ -343,7 +393,8 @@ class Session:
             self.state = SessionState.PAUSED
         else:
             events += self._raise_checkins(
-                run, run.timeline.position_key(run.anchor_offset, target), now)
+                run, run.timeline.position_key(run.anchor_offset, target), now
+            )
         return events
 
     def _cmd_extend(self, command: Command, now: float) -> list[Event]:
@@ -351,17 +402,25 @@ class Session:
         seconds = float(command.args["seconds"])
         if self.state == SessionState.HOLDING:
             if run.hold is None or run.hold.limit is None:
-                raise Refused("the room is holding until staff continue; there is nothing to "
-                              "extend")
+                raise Refused(
+                    "the room is holding until staff continue; there is nothing to extend"
+                )
             run.hold.limit += seconds
-            return [Event("extended", {"seconds": seconds, "phase": self._phase_id(),
-                                       "actor": command.actor})]
+            return [
+                Event(
+                    "extended",
+                    {"seconds": seconds, "phase": self._phase_id(), "actor": command.actor},
+                )
+            ]
         offset = self.offset(now)
         run.anchor_offset, run.anchor_time = offset, now
         run.extensions[run.phase_index] = run.extensions.get(run.phase_index, 0.0) + seconds
         run.timeline = Timeline(run.scene, run.extensions)
-        return [Event("extended", {"seconds": seconds, "phase": self._phase_id(),
-                                   "actor": command.actor})]
+        return [
+            Event(
+                "extended", {"seconds": seconds, "phase": self._phase_id(), "actor": command.actor}
+            )
+        ]
 
     def _phase_id(self) -> str | None:
         if self.run is None:
@@ -379,7 +438,8 @@ class Session:
             raise Refused(
                 f"the scene's minimum duration is {format_duration(floor)} and "
                 f"{format_duration(math.floor(elapsed))} have passed; to end earlier, stop with "
-                "override and a reason")
+                "override and a reason"
+            )
         if command.args.get("override") and not reason:
             raise Refused("an override needs a reason")
         offset = self.offset(now)
@@ -389,10 +449,19 @@ class Session:
         run.ended_at = now
         run.end_reason = reason
         events = self.checkins.close_all(now, "session ended")
-        events.append(Event("session_ended", {
-            "state": self.state.value, "offset": round(offset, 3), "elapsed": round(elapsed, 3),
-            "override": bool(command.args.get("override")), "reason": reason,
-            "actor": command.actor}))
+        events.append(
+            Event(
+                "session_ended",
+                {
+                    "state": self.state.value,
+                    "offset": round(offset, 3),
+                    "elapsed": round(elapsed, 3),
+                    "override": bool(command.args.get("override")),
+                    "reason": reason,
+                    "actor": command.actor,
+                },
+            )
+        )
         return events
 
     def _cmd_panic(self, command: Command, now: float) -> list[Event]:
@@ -412,8 +481,9 @@ class Session:
         if name not in self.overlays:
             raise Refused(f"no overlay {name!r} (overlays: {', '.join(sorted(self.overlays))})")
         if command.args["on"]:
-            return [] if name in self.active_overlays else self._overlay_on(name, command.actor,
-                                                                             now)
+            return (
+                [] if name in self.active_overlays else self._overlay_on(name, command.actor, now)
+            )
         if name not in self.active_overlays:
             return []
         return self._overlay_off(name, command.actor, now)
@@ -423,7 +493,8 @@ class Session:
 
     def _cmd_respond(self, command: Command, now: float) -> list[Event]:
         events, overlay = self.checkins.respond(
-            command.args["checkin"], command.args["option"], command.actor, now)
+            command.args["checkin"], command.args["option"], command.actor, now
+        )
         if overlay and overlay in self.overlays and overlay not in self.active_overlays:
             events += self._overlay_on(overlay, command.actor, now)
         return events
@@ -437,8 +508,9 @@ class Session:
             return self.roles
         return tuple(r for r in overlay.lights.roles if r in self.roles)
 
-    def _set_overlays(self, change: Callable[[], None], roles: Iterable[str], fade: float,
-                      now: float) -> None:
+    def _set_overlays(
+        self, change: Callable[[], None], roles: Iterable[str], fade: float, now: float
+    ) -> None:
         before = self.desired(now)
         offset_before = self.offset(now)
         was_frozen = self.frozen
@@ -477,8 +549,11 @@ class Session:
         self._set_overlays(change, self._overlay_roles(overlay), overlay.release_fade, now)
         if overlay.music is not None and overlay.release_fade > 0:
             self._music_blend = (now, overlay.release_fade)
-        events = [Event("released" if name == "panic" else "overlay_off",
-                        {"overlay": name, "actor": actor})]
+        events = [
+            Event(
+                "released" if name == "panic" else "overlay_off", {"overlay": name, "actor": actor}
+            )
+        ]
         follow = overlay.on_release
         if follow and follow in self.overlays and follow not in self.active_overlays:
             events += self._overlay_on(follow, actor, now)
@@ -510,8 +585,9 @@ class Session:
         base = self._timeline_state(now)
         lights = dict(base.lights)
         music = base.music
-        ordered = sorted(self.active_overlays, key=lambda n: (self.overlays[n].priority,
-                                                               self.active_overlays[n]))
+        ordered = sorted(
+            self.active_overlays, key=lambda n: (self.overlays[n].priority, self.active_overlays[n])
+        )
         for name in ordered:
             overlay = self.overlays[name]
             for role in self._overlay_roles(overlay):
@@ -523,8 +599,14 @@ class Session:
         if self._music_blend is not None and music.playing:
             t0, duration = self._music_blend
             left = max(0.0, t0 + duration - now)
-            music = MusicState(music.playlist, True, music.volume, music.goal,
-                               max(music.remaining, left), music.position)
+            music = MusicState(
+                music.playlist,
+                True,
+                music.volume,
+                music.goal,
+                max(music.remaining, left),
+                music.position,
+            )
         return RoomState(lights, music)
 
     def prompts(self, now: float) -> list[PromptView]:
@@ -533,8 +615,11 @@ class Session:
     def alert(self) -> str | None:
         """The highest alert an active overlay raises ("high" while panic is on)."""
         order = {"low": 0, "medium": 1, "high": 2}
-        alerts = [self.overlays[n].alert for n in self.active_overlays
-                  if n in self.overlays and self.overlays[n].alert]
+        alerts = [
+            self.overlays[n].alert
+            for n in self.active_overlays
+            if n in self.overlays and self.overlays[n].alert
+        ]
         return max(alerts, key=lambda a: order[a or "low"]) if alerts else None
 
     # -- presentation ------------------------------------------------------------------
@@ -565,18 +650,35 @@ class Session:
             "remaining": round(max(0.0, run.timeline.length - offset), 3),
             "elapsed": round(self.elapsed(now), 3),
             "min_duration": floor,
-            "min_remaining": None if floor is None else round(max(0.0, floor - self.elapsed(now)),
-                                                              3),
-            "phase": {"index": span.index, "id": span.id, "title": span.phase.label,
-                      "start": round(span.start, 3), "end": round(span.end, 3)},
-            "phases": [{"id": s.id, "title": s.phase.label, "start": round(s.start, 3),
-                        "end": round(s.end, 3), "holds": s.phase.holds}
-                       for s in run.timeline.phases],
-            "holding": None if run.hold is None else {
+            "min_remaining": None
+            if floor is None
+            else round(max(0.0, floor - self.elapsed(now)), 3),
+            "phase": {
+                "index": span.index,
+                "id": span.id,
+                "title": span.phase.label,
+                "start": round(span.start, 3),
+                "end": round(span.end, 3),
+            },
+            "phases": [
+                {
+                    "id": s.id,
+                    "title": s.phase.label,
+                    "start": round(s.start, 3),
+                    "end": round(s.end, 3),
+                    "holds": s.phase.holds,
+                }
+                for s in run.timeline.phases
+            ],
+            "holding": None
+            if run.hold is None
+            else {
                 "since": round(max(0.0, now - run.hold.since), 3),
-                "continues_in": None if run.hold.limit is None
+                "continues_in": None
+                if run.hold.limit is None
                 else round(max(0.0, run.hold.limit - now), 3),
-                "final": run.phase_index == len(run.timeline.phases) - 1},
+                "final": run.phase_index == len(run.timeline.phases) - 1,
+            },
             "next": _describe_next(run.timeline, nxt, offset, run.phase_index),
         }
         return out
@@ -591,18 +693,24 @@ class Session:
             "state": self.state.value,
             "overlays": {n: now - t for n, t in self.active_overlays.items()},
             "checkins": self.checkins.snapshot(now),
-            "outcomes": {k: [o.verb, o.accepted, o.reason, o.session]
-                         for k, o in self._outcomes.items()},
+            "outcomes": {
+                k: [o.verb, o.accepted, o.reason, o.session] for k, o in self._outcomes.items()
+            },
             "run": None,
         }
         if run is not None:
             data["run"] = {
-                "token": run.token, "scene": run.scene.id, "digest": run.scene.digest,
-                "elapsed": now - run.started_at, "phase_index": run.phase_index,
-                "offset": self.offset(now), "cursor": list(run.cursor),
+                "token": run.token,
+                "scene": run.scene.id,
+                "digest": run.scene.digest,
+                "elapsed": now - run.started_at,
+                "phase_index": run.phase_index,
+                "offset": self.offset(now),
+                "cursor": list(run.cursor),
                 "extensions": {str(k): v for k, v in run.extensions.items()},
                 "hold_age": None if run.hold is None else now - run.hold.since,
-                "hold_left": None if run.hold is None or run.hold.limit is None
+                "hold_left": None
+                if run.hold is None or run.hold.limit is None
                 else run.hold.limit - now,
                 "ended_age": None if run.ended_at is None else now - run.ended_at,
                 "end_reason": run.end_reason,
@@ -627,20 +735,27 @@ class Session:
         """
         session = cls(str(data["room"]), scenes, roles=roles, overlays=overlays)
         session.state = SessionState(data["state"])
-        session._outcomes = {k: Outcome(k, v[0], bool(v[1]), v[2], False, v[3])
-                             for k, v in dict(data.get("outcomes", {})).items()}
+        session._outcomes = {
+            k: Outcome(k, v[0], bool(v[1]), v[2], False, v[3])
+            for k, v in dict(data.get("outcomes", {})).items()
+        }
         raw = data.get("run")
         if raw is not None:
             scene = scenes.get(raw["scene"])
             if scene is None:
                 raise KeyError(f"scene {raw['scene']!r} of session {raw['token']} is gone")
             extensions = {int(k): float(v) for k, v in raw["extensions"].items()}
-            run = _Run(raw["token"], scene, Timeline(scene, extensions),
-                       started_at=now - raw["elapsed"], phase_index=raw["phase_index"],
-                       anchor_offset=raw["offset"], anchor_time=now,
-                       cursor=(float(raw["cursor"][0]), int(raw["cursor"][1]),
-                               int(raw["cursor"][2])),
-                       extensions=extensions)
+            run = _Run(
+                raw["token"],
+                scene,
+                Timeline(scene, extensions),
+                started_at=now - raw["elapsed"],
+                phase_index=raw["phase_index"],
+                anchor_offset=raw["offset"],
+                anchor_time=now,
+                cursor=(float(raw["cursor"][0]), int(raw["cursor"][1]), int(raw["cursor"][2])),
+                extensions=extensions,
+            )
             if raw["hold_age"] is not None:
                 left = raw["hold_left"]
                 run.hold = _Hold(now - raw["hold_age"], None if left is None else now + left)
@@ -648,11 +763,13 @@ class Session:
                 run.ended_at = now - raw["ended_age"]
             run.end_reason = raw.get("end_reason")
             session.run = run
-            cues: dict[str, CheckinCue] = {c.cue.checkin.id: c.cue.checkin
-                                           for c in run.timeline.checkins if c.cue.checkin}
+            cues: dict[str, CheckinCue] = {
+                c.cue.checkin.id: c.cue.checkin for c in run.timeline.checkins if c.cue.checkin
+            }
             session.checkins = CheckinBook.restore(list(data["checkins"]), cues, now)
-        session.active_overlays = {n: now - age for n, age in dict(data["overlays"]).items()
-                                   if n in session.overlays}
+        session.active_overlays = {
+            n: now - age for n, age in dict(data["overlays"]).items() if n in session.overlays
+        }
         if paused and session.state == SessionState.RUNNING:
             session.state = SessionState.PAUSED
         return session
@@ -678,8 +795,14 @@ def _overlay_music(music: MusicState, overlay: Overlay) -> MusicState:
         return MusicState(music.playlist, False, 0.0, 0.0, 0.0, music.position)
     if spec.duck_db is not None:
         factor = 10 ** (spec.duck_db / 20)
-        return MusicState(music.playlist, music.playing, music.volume * factor,
-                          music.goal * factor, music.remaining, music.position)
+        return MusicState(
+            music.playlist,
+            music.playing,
+            music.volume * factor,
+            music.goal * factor,
+            music.remaining,
+            music.position,
+        )
     volume = spec.volume if spec.volume is not None else music.volume
     return MusicState(music.playlist, music.playing, volume, volume, 0.0, music.position)
 
@@ -698,18 +821,26 @@ def _blend(blend: _Blend, natural: LightState, now: float) -> LightState:
 
 
 def _prompt_dict(p: PromptView) -> dict[str, Any]:
-    return {"id": p.id, "kind": p.kind, "prompt": p.prompt, "priority": p.priority,
-            "state": p.state, "due_for": round(p.due_for, 3),
-            "escalates_in": None if p.escalates_in is None else round(p.escalates_in, 3),
-            "responses": [{"code": c, "label": label} for c, label in p.responses]}
+    return {
+        "id": p.id,
+        "kind": p.kind,
+        "prompt": p.prompt,
+        "priority": p.priority,
+        "state": p.state,
+        "due_for": round(p.due_for, 3),
+        "escalates_in": None if p.escalates_in is None else round(p.escalates_in, 3),
+        "responses": [{"code": c, "label": label} for c, label in p.responses],
+    }
 
 
-def _describe_next(timeline: Timeline, nxt: float | None, offset: float, phase_index: int
-                   ) -> dict[str, Any] | None:
+def _describe_next(
+    timeline: Timeline, nxt: float | None, offset: float, phase_index: int
+) -> dict[str, Any] | None:
     if nxt is None:
         return None
-    for cue in timeline.cues_between(timeline.position_key(offset, phase_index),
-                                     (nxt, len(timeline.phases), 1 << 30)):
+    for cue in timeline.cues_between(
+        timeline.position_key(offset, phase_index), (nxt, len(timeline.phases), 1 << 30)
+    ):
         c = cue.cue
         if c.checkin is not None:
             what = f"check-in: {c.checkin.prompt}"
@@ -719,5 +850,8 @@ def _describe_next(timeline: Timeline, nxt: float | None, offset: float, phase_i
             what = c.label or "music"
         return {"offset": round(cue.time, 3), "in": round(cue.time - offset, 3), "what": what}
     span = timeline.phase_at(nxt)
-    return {"offset": round(nxt, 3), "in": round(nxt - offset, 3),
-            "what": f"phase: {span.phase.label}"}
+    return {
+        "offset": round(nxt, 3),
+        "in": round(nxt - offset, 3),
+        "what": f"phase: {span.phase.label}",
+    }

@@ -84,8 +84,7 @@ class MusicState:
     position: float = 0.0
 
     def steady(self) -> MusicState:
-        return MusicState(self.playlist, self.playing, self.volume, self.volume, 0.0,
-                          self.position)
+        return MusicState(self.playlist, self.playing, self.volume, self.volume, 0.0, self.position)
 
 
 @dataclass(frozen=True)
@@ -130,8 +129,9 @@ class _MusicSegment:
             return MusicState(self.playlist, playing, volume, volume, 0.0, position)
         fraction = (t - self.t0) / (self.t1 - self.t0)
         volume = self.v0 + (self.v1 - self.v0) * fraction
-        return MusicState(self.playlist, self.playlist is not None, volume, self.v1,
-                          self.t1 - t, position)
+        return MusicState(
+            self.playlist, self.playlist is not None, volume, self.v1, self.t1 - t, position
+        )
 
 
 def _light_goal(previous: LightSetting | None, cue: LightsCue) -> LightSetting:
@@ -214,17 +214,32 @@ class Timeline:
         now = self._music[-1].at(t) if self._music else MusicState()
         last_goal = self._music[-1].v1 if self._music else 0.0
         if cue.stop:
-            segment = _MusicSegment(key, now.playlist if now.playing else None, now.volume, 0.0,
-                                    t, t + cue.fade, self._music[-1].started if self._music
-                                    else t, True)
+            segment = _MusicSegment(
+                key,
+                now.playlist if now.playing else None,
+                now.volume,
+                0.0,
+                t,
+                t + cue.fade,
+                self._music[-1].started if self._music else t,
+                True,
+            )
         elif cue.play is not None and (cue.play != now.playlist or not now.playing):
             target = cue.volume if cue.volume is not None else (last_goal or 50.0)
             segment = _MusicSegment(key, cue.play, 0.0, target, t, t + cue.fade, t, False)
         else:
             target = cue.volume if cue.volume is not None else now.goal
             started = self._music[-1].started if self._music else t
-            segment = _MusicSegment(key, now.playlist if now.playing else None, now.volume,
-                                    target, t, t + cue.fade, started, False)
+            segment = _MusicSegment(
+                key,
+                now.playlist if now.playing else None,
+                now.volume,
+                target,
+                t,
+                t + cue.fade,
+                started,
+                False,
+            )
         self._music.append(segment)
 
     # -- queries -------------------------------------------------------------------------
@@ -267,8 +282,11 @@ class Timeline:
         return self.cues[lo:hi]
 
     def checkins_between(self, after: CueKey, upto: CueKey) -> list[tuple[CueKey, CheckinCue]]:
-        return [(c.key, c.cue.checkin) for c in self.cues_between(after, upto)
-                if c.cue.checkin is not None]
+        return [
+            (c.key, c.cue.checkin)
+            for c in self.cues_between(after, upto)
+            if c.cue.checkin is not None
+        ]
 
     def next_deadline(self, offset: float, phase_index: int | None = None) -> float | None:
         """The offset of the next cue or phase boundary after a position, or None at the end."""

@@ -1,11 +1,11 @@
 """Value types shared by scenes, the core and drivers: durations, colour temperature, levels.
 
-    >>> parse_duration("1h30m")
-    5400.0
-    >>> format_duration(150)
-    '2m30s'
-    >>> kelvin_to_mired(2200)
-    455
+>>> parse_duration("1h30m")
+5400.0
+>>> format_duration(150)
+'2m30s'
+>>> kelvin_to_mired(2200)
+455
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ KELVIN_MIN, KELVIN_MAX = 2000, 6500
 # Hue and Tasmota both span 153-500 mired (devices.md section 1).
 MIRED_MIN, MIRED_MAX = 153, 500
 
-_DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$")
+_DURATION = re.compile(
+    r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$"
+)
 
 
 class DurationError(ValueError):
@@ -65,7 +67,7 @@ def format_duration(seconds: float) -> str:
 def format_clock(seconds: float) -> str:
     """``h:mm:ss`` or ``m:ss`` for displays."""
     sign = "-" if seconds < 0 else ""
-    total = int(round(abs(seconds)))
+    total = round(abs(seconds))
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

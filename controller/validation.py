@@ -1,7 +1,7 @@
 """Turn pydantic validation errors into ``file:line:col`` messages a clinician can act on.
 
-    doc = load_yaml(text, "iv.yaml")
-    scene = validate_document(Scene, doc)      # raises SourceErrors listing every problem
+doc = load_yaml(text, "iv.yaml")
+scene = validate_document(Scene, doc)      # raises SourceErrors listing every problem
 """
 
 from __future__ import annotations

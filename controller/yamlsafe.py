@@ -74,14 +74,14 @@ class YamlDocument:
 class _StrictLoader(yaml.SafeLoader):
     """Refuses anchors and aliases while composing, before anything is constructed."""
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node | None:  # type: ignore[override]
-        event = self.peek_event()
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent):
             raise yaml.composer.ComposerError(
                 None,
                 None,
                 "aliases (*name) are not allowed; write the value out in full",
-                event.start_mark,
+                event.start_mark,  # type: ignore[arg-type]
             )
         anchor = getattr(event, "anchor", None)
         if anchor is not None:
@@ -91,7 +91,7 @@ class _StrictLoader(yaml.SafeLoader):
                 f"anchors (&{anchor}) are not allowed; write each value out in full",
                 event.start_mark,
             )
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        return super().compose_node(parent, index)
 
 
 def _mark(node_or_mark: Any) -> tuple[int, int]:
@@ -105,8 +105,15 @@ def load_yaml(text: str | bytes, file: str) -> YamlDocument:
         text = _decode(text, file)
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise SourceErrors(
-            [SourceError(file, 1, 1, f"file is larger than {MAX_BYTES // 1024} KiB; "
-                         "split it or remove what is not needed")]
+            [
+                SourceError(
+                    file,
+                    1,
+                    1,
+                    f"file is larger than {MAX_BYTES // 1024} KiB; "
+                    "split it or remove what is not needed",
+                )
+            ]
         )
     loader = _StrictLoader(text)
     old_limit = sys.getrecursionlimit()
@@ -209,8 +216,9 @@ def _build_mapping(
             continue
         if isinstance(key_node, ScalarNode) and key_node.tag == "tag:yaml.org,2002:bool":
             # YAML 1.1 reads a bare `on:` or `no:` key as a boolean; our keys are always names.
-            key_node = ScalarNode("tag:yaml.org,2002:str", key_node.value,
-                                  key_node.start_mark, key_node.end_mark)
+            key_node = ScalarNode(
+                "tag:yaml.org,2002:str", key_node.value, key_node.start_mark, key_node.end_mark
+            )
         if not isinstance(key_node, ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
             shown = key_node.value if isinstance(key_node, ScalarNode) else "a collection"
             errors.append(
