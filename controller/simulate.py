@@ -202,7 +202,7 @@ def _collect(drivers: RoomDrivers, t0: float, report: Report) -> None:
                 )
                 continue
             c = a.command
-            data: dict[str, Any] = {
+            music: dict[str, Any] = {
                 "playlist": c.playlist,
                 "playing": c.playing,
                 "volume": round(c.volume, 1),
