@@ -1,0 +1,93 @@
+"""One rate budget per Hue bridge: light and group commands in sliding windows, with back-off.
+
+The bridge documents about 10 light commands/s and 1 group command/s; newer firmware answers
+overload with HTTP 429. A sliding window ("at most ``limit`` sends in any ``window`` seconds")
+is the same rule the bridge applies, so a burst of up to ``limit`` goes out at once (panic on
+ten lights is immediate) and the rest follows as the window slides.
+
+The window runs on real monotonic time (rate limits are physical, never virtual) and is
+thread-safe: the asyncio side asks :meth:`BridgeThrottle.delay` so it can wait without holding
+the bridge's worker thread, and the worker calls :meth:`BridgeThrottle.acquire` right before
+each send, which records the true send time.
+
+    throttle = BridgeThrottle(light_limit=10, group_limit=1, window=1.0)
+    throttle.delay("light")     # 0.0: may send now
+    throttle.acquire("light")   # in the worker thread, just before the HTTP request
+    throttle.back_off()         # after a 429: everything waits, longer each time in a row
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Literal
+
+Kind = Literal["light", "group"]
+
+# Slack added to the window: our clock reads the send time a little before the bridge sees the
+# request, and jitter between two requests must not make the bridge count one too many.
+WINDOW_MARGIN = 0.05
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 8.0
+
+
+class SlidingWindow:
+    """At most ``limit`` events in any ``window`` seconds."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        if limit < 1 or window <= 0:
+            raise ValueError("limit must be >= 1 and window > 0")
+        self.limit = limit
+        self.window = window + WINDOW_MARGIN
+        self._sent: deque[float] = deque(maxlen=limit)
+
+    def delay(self, now: float) -> float:
+        if len(self._sent) < self.limit:
+            return 0.0
+        return max(0.0, self._sent[0] + self.window - now)
+
+    def record(self, now: float) -> None:
+        self._sent.append(now)
+
+
+class BridgeThrottle:
+    """The light and group budgets of one bridge, plus a shared back-off after overload."""
+
+    def __init__(self, *, light_limit: int = 10, group_limit: int = 1, window: float = 1.0):
+        self._windows: dict[Kind, SlidingWindow] = {
+            "light": SlidingWindow(light_limit, window),
+            "group": SlidingWindow(group_limit, window),
+        }
+        self._lock = threading.Lock()
+        self._paused_until = 0.0
+        self._backoff = 0.0
+        self.light_interval = window / light_limit
+
+    def delay(self, kind: Kind, now: float | None = None) -> float:
+        """Seconds until a ``kind`` command may be sent."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            return max(self._windows[kind].delay(now), self._paused_until - now, 0.0)
+
+    def acquire(self, kind: Kind) -> None:
+        """Block (worker thread only) until a ``kind`` command may go, and count it as sent."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                wait = max(self._windows[kind].delay(now), self._paused_until - now)
+                if wait <= 0:
+                    self._windows[kind].record(now)
+                    return
+            time.sleep(wait)
+
+    def back_off(self) -> float:
+        """The bridge said it is overloaded: pause every command, doubling while it repeats."""
+        with self._lock:
+            self._backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, self._backoff * 2))
+            self._paused_until = time.monotonic() + self._backoff
+            return self._backoff
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._backoff = 0.0
