@@ -156,6 +156,8 @@ class Room:
         self._pending_chimes: list[str] = []
         self._chimes: set[asyncio.Future[bool]] = set()
         self.health_notes: dict[str, str] = {}
+        # Called with how late (s) the loop woke for a deadline; serve feeds /metrics from it.
+        self.on_wake: Callable[[float], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -316,9 +318,12 @@ class Room:
             if wait == float("inf"):
                 await self._wake.wait()
                 continue
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
+            except TimeoutError:
+                if self.on_wake is not None and deadline is not None and deadline <= now + wait:
+                    self.on_wake(max(0.0, self.clock.monotonic() - deadline))
 
     def _next_deadline(self, now: float) -> float | None:
         times = [t for t in (self.session.next_deadline(now),) if t is not None]
@@ -503,6 +508,11 @@ class Room:
                 listener(update)
             except Exception:  # a broken listener must not break the room
                 log.exception("room %s: listener failed", self.id)
+
+    @property
+    def running(self) -> bool:
+        """Whether the room's loop is alive (False before start, after close or a crash)."""
+        return self._task is not None and not self._task.done()
 
     @property
     def state(self) -> SessionState:
