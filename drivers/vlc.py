@@ -215,9 +215,6 @@ class VlcAudio:
             self.health.available = False
             self.health.error = str(exc)
             raise
-        self._demo = asyncio.create_task(
-            asyncio.to_thread(ensure_demo_media, self._demo_dir_option)
-        )
         self._chime_player = Player(
             self._runtime, "chime", on_end=self._chime_ended, on_error=self._chime_ended
         )
@@ -316,6 +313,9 @@ class VlcAudio:
             demo_dir = None
         tracks = resolve(playlist, self.media_dir or demo_dir or Path("."), demo_dir)
         durations = [await self._duration(runtime, t.path) or 0.0 for t in tracks]
+        for track, seconds in zip(tracks, durations, strict=True):
+            if not seconds:
+                self.skipped(name, track, "missing or unreadable")
         where = locate(durations, position, loop=playlist.loop)
         if where is None and any(durations):
             # The timeline is past the end of a playlist that does not loop: silence is right.
@@ -325,9 +325,6 @@ class VlcAudio:
         if stream is None or where is None or not stream.begin(*where):
             if stream is not None:
                 stream.close()
-            for track, seconds in zip(tracks, durations, strict=True):
-                if not seconds and stream is None:
-                    self.skipped(name, track, "missing or unreadable")
             self.unplayable(name)
             raise _Unplayable(name)
         self._failed = None
@@ -445,6 +442,7 @@ class VlcAudio:
         return (self.media_dir or await self._demo_media()) / path
 
     async def _demo_media(self) -> Path:
+        # Generated on first use, in a worker thread: the first run on a machine takes seconds.
         if self._demo is None:
             self._demo = asyncio.create_task(
                 asyncio.to_thread(ensure_demo_media, self._demo_dir_option)

@@ -133,6 +133,7 @@ class Player:
         self._instance = runtime.instance
         self._loop = asyncio.get_running_loop()
         self.mp = runtime.instance.media_player_new()
+        self.released = False
         self.volume: int | None = None
         self._volume_pending = False
         self.steps: deque[tuple[float, int]] = deque(maxlen=history)
@@ -159,10 +160,15 @@ class Player:
     def _handoff(self, handler: Callable[[], None]) -> Callable[[Any], None]:
         loop = self._loop
 
+        def on_loop() -> None:
+            # An event queued just before release() must not touch the freed player.
+            if not self.released:
+                handler()
+
         def on_libvlc_thread(_event: Any) -> None:
             # No libvlc call here (it is not reentrant): only queue the work for the loop.
             with contextlib.suppress(RuntimeError):  # the loop is closed: shutting down
-                loop.call_soon_threadsafe(handler)
+                loop.call_soon_threadsafe(on_loop)
 
         return on_libvlc_thread
 
@@ -198,7 +204,7 @@ class Player:
 
     def set_volume(self, volume: int) -> None:
         volume = max(0, min(200, volume))
-        if volume == self.volume and not self._volume_pending:
+        if self.released or (volume == self.volume and not self._volume_pending):
             return
         self._volume_pending = self.mp.audio_set_volume(volume) != 0
         self.volume = volume
@@ -229,6 +235,9 @@ class Player:
         self.mp.stop()
 
     def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
         for kind in self._attached:
             self._events.event_detach(kind)
         self.mp.stop()
