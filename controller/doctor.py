@@ -101,21 +101,29 @@ def _check_config(path: Path) -> tuple[Config | None, Check]:
         more = f" (+{len(exc.errors) - 1} more)" if len(exc.errors) > 1 else ""
         return None, Check("FAIL", name, f"{first}{more} — fix the file and run doctor again")
     try:
-        _build_drivers(config)
+        scenes = _build_site(config)
+    except SourceErrors as exc:
+        return None, Check("FAIL", name, f"{exc.errors[0]} — fix the scene and run doctor again")
     except Exception as exc:
         from controller.serve import locate_driver_error
 
         return None, Check("FAIL", name, f"{locate_driver_error(config, str(exc))}")
+    if not scenes:
+        return None, Check(
+            "FAIL", name, f"no scenes in {config.site.scenes_dir}: fix site.scenes_dir"
+        )
     rooms = ", ".join(r.id for r in config.rooms)
-    return config, Check("ok", name, f"{path}: rooms {rooms}")
+    return config, Check("ok", name, f"{path}: rooms {rooms}; {scenes} scene(s)")
 
 
-def _build_drivers(config: Config) -> None:
-    """Build (not start) every room and driver, so option errors show up here."""
+def _build_site(config: Config) -> int:
+    """Build (not start) every room and driver, so option errors show up here; the number of
+    scenes the rooms can run."""
     from controller.clock import SystemClock
     from controller.site import build_site
 
-    build_site(config, clock=SystemClock())
+    site = build_site(config, clock=SystemClock())
+    return len(site.library.scenes)
 
 
 # -- broker ------------------------------------------------------------------------------------
