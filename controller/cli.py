@@ -42,6 +42,7 @@ DEFAULT_CONFIG = ROOT / "config" / "demo.yaml"
 # Modules with a `register(subparsers)` function, added by the features that need them.
 SUBCOMMAND_MODULES: list[str] = [
     "controller.demo",
+    "controller.web.staff",
     "controller.serve",
     "controller.doctor",
     "controller.plot",

@@ -97,6 +97,10 @@ class WebSettings(_Strict):
     port: int = Field(8080, ge=0, le=65535)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    session_idle: Duration = Field(1800.0, gt=0, description="Staff login idle timeout")
+    session_absolute: Duration = Field(43200.0, gt=0, description="Staff login absolute timeout")
+    device_days: float = Field(365.0, gt=0, description="Lifetime of a tablet's room pairing")
+    public_api_docs: bool = Field(False, description="Serve openapi.json without a login")
 
 
 class JournalSettings(_Strict):

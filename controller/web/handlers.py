@@ -1,0 +1,240 @@
+"""Room, scene, command, audit, live and health handlers (see API.md).
+
+Commands are a thin adapter over ``Room.submit``: the body is checked by the shared
+``parse_command`` and the actor is always the logged-in staff member, never the body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+from datetime import datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from controller.commands import CommandError, parse_command
+from controller.room import Room
+from controller.scene import LoadedScene
+from controller.timeline import Timeline
+from controller.web.auth import token_key
+from controller.web.context import CTX, WebContext
+from controller.web.live import CLOSE_SESSION_ENDED, CLOSE_UNPAIRED, encode
+from controller.web.login import json_body
+from controller.web.openapi import openapi_document
+from controller.web.security import ApiError, cross_site_reason
+
+# -- health --------------------------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"})
+
+
+def _running(room: Room) -> bool:
+    # Room keeps its loop task private; "started and not ended" is what readiness means.
+    task = room._task
+    return task is not None and not task.done()
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    rooms: dict[str, Any] = {}
+    for room_id, room in ctx.site.rooms.items():
+        health = room.health()
+        rooms[room_id] = {
+            "running": _running(room),
+            "ok": health["ok"],
+            "faults": sorted(n for n, d in health["drivers"].items() if not d["ok"]),
+        }
+    ready = bool(rooms) and all(r["running"] for r in rooms.values())
+    return web.json_response({"ready": ready, "rooms": rooms}, status=200 if ready else 503)
+
+
+async def openapi(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    if not ctx.settings.public_api_docs:
+        ctx.caller(request, touch=False)
+    return web.json_response(openapi_document(session_cookie=ctx.session_cookie))
+
+
+# -- rooms and scenes ----------------------------------------------------------------------
+
+
+async def rooms(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    caller = ctx.caller(request)
+    ids = [caller.paired_room] if caller.paired_room else list(ctx.site.rooms)
+    return web.json_response(
+        {"rooms": [ctx.site.rooms[i].view() for i in ids if i in ctx.site.rooms]}
+    )
+
+
+async def room(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    return web.json_response(ctx.room_for(request, ctx.caller(request)).view())
+
+
+def scene_summary(scene: LoadedScene) -> dict[str, Any]:
+    timeline = Timeline(scene)
+    return {
+        "id": scene.id,
+        "name": scene.name,
+        "description": scene.scene.description,
+        "route": scene.scene.route,
+        "length": round(timeline.length, 3),
+        "min_duration": scene.scene.min_duration,
+        "phases": [
+            {
+                "id": span.id,
+                "title": span.phase.label,
+                "start": round(span.start, 3),
+                "end": round(span.end, 3),
+                "holds": span.phase.holds,
+            }
+            for span in timeline.phases
+        ],
+    }
+
+
+def _offered(ctx: WebContext, request: web.Request) -> dict[str, LoadedScene]:
+    """The scenes this caller may see: a room's, or (unpaired, no room asked) every scene."""
+    caller = ctx.caller(request)
+    room_id = request.query.get("room") or caller.paired_room
+    if room_id is None:
+        return dict(ctx.site.library.scenes)
+    return dict(ctx.room_for(request, caller, room_id).scenes)
+
+
+async def scenes(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    offered = _offered(ctx, request)
+    return web.json_response({"scenes": [scene_summary(s) for _, s in sorted(offered.items())]})
+
+
+async def timeline_svg(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    scene = _offered(ctx, request).get(request.match_info["scene"])
+    if scene is None:
+        raise ApiError(404, "no such scene")
+    svg = ctx.svg_cache.get(scene.digest)
+    if svg is None:
+        try:
+            plot = importlib.import_module("controller.plot")
+        except ModuleNotFoundError as exc:
+            if exc.name != "controller.plot":
+                raise
+            raise ApiError(503, "timeline pictures are not available in this build") from None
+        svg = str(await asyncio.to_thread(plot.render_svg, scene))
+        ctx.svg_cache[scene.digest] = svg
+    return web.Response(text=svg, content_type="image/svg+xml", charset="utf-8")
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+async def command(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    caller = ctx.caller(request)
+    target = ctx.room_for(request, caller)
+    body = await json_body(request)
+    if "actor" in body:
+        raise ApiError(400, "actor comes from the login, not the body")
+    verb = request.match_info.get("verb") or request.path.rsplit("/", 1)[-1]
+    try:
+        cmd = parse_command(verb, {**body, "actor": caller.staff})
+    except CommandError as exc:
+        raise ApiError(400, str(exc)) from None
+    outcome = await target.submit(cmd)
+    return web.json_response(outcome.as_dict())
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+
+def _journal_export() -> Any:
+    try:
+        journal = importlib.import_module("controller.journal")
+    except ModuleNotFoundError as exc:
+        if exc.name != "controller.journal":
+            raise
+        return None
+    return getattr(journal, "export_audit", None)
+
+
+async def audit(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    target = ctx.room_for(request, ctx.caller(request))
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise ApiError(400, "format must be json or csv")
+    since = None
+    if "since" in request.query:
+        try:
+            since = datetime.fromisoformat(request.query["since"])
+        except ValueError:
+            raise ApiError(400, "since must be an ISO 8601 date and time") from None
+    export = _journal_export()
+    if export is None:
+        raise ApiError(503, "audit export is not available: the journal is not installed")
+    text = await asyncio.to_thread(
+        export, ctx.site.config.site.journal.path, room=target.id, since=since, fmt=fmt
+    )
+    if fmt == "csv":
+        return web.Response(text=text, content_type="text/csv", charset="utf-8")
+    return web.Response(text=text, content_type="application/json", charset="utf-8")
+
+
+# -- live ----------------------------------------------------------------------------------
+
+
+async def room_ws(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CTX]
+    # Browsers always send Origin on a WebSocket handshake; a foreign one is a cross-site
+    # hijack attempt (OWASP ASVS 4.4.2). Cookies alone would let it through.
+    reason = cross_site_reason(request)
+    if reason is not None:
+        raise ApiError(403, reason)
+    caller = ctx.caller(request, touch=False)
+    target = ctx.room_for(request, caller)
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+    await ws.prepare(request)
+    hub = ctx.hubs[target.id]
+    conn = hub.join(ws, session_key=token_key(caller.token), device_key=caller.device_token)
+    pump = asyncio.create_task(conn.pump(), name=f"ws-{target.id}")
+    watch = asyncio.create_task(_watch(ctx, caller.token, caller.device_token, conn.end))
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            if _is_ping(msg.data):
+                conn.offer(encode({"type": "pong"}))
+    finally:
+        hub.leave(conn)
+        watch.cancel()
+        conn.end(1000, "bye")
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wait_for(pump, 5)
+    return ws
+
+
+def _is_ping(text: str) -> bool:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and data.get("type") == "ping"
+
+
+async def _watch(ctx: WebContext, token: str, device: str | None, end: Any) -> None:
+    """Close the socket when its login expires or its tablet is unpaired."""
+    while True:
+        await asyncio.sleep(ctx.ws_check_interval)
+        if ctx.sessions.get(token, ctx.now()) is None:
+            end(CLOSE_SESSION_ENDED, "session ended")
+            return
+        if device is not None and ctx.devices.room_of(device) is None:
+            end(CLOSE_UNPAIRED, "unpaired")
+            return
