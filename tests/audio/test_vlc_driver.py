@@ -261,3 +261,16 @@ async def test_apply_before_start_is_an_error(tmp_path: Path) -> None:
     audio = VlcAudio("music", {"aout": "amem"}, DriverContext(lambda: 0.0, tmp_path))
     with pytest.raises(DriverError, match="not started"):
         await audio.apply(stop())
+
+
+async def test_alsa_output_as_in_production(
+    make_driver: DriverMaker, playlists: Callable[..., str]
+) -> None:
+    # ALSA's "null" device: the production output module, with nothing to hear.
+    audio = await make_driver(aout="alsa", device="null")
+    await audio.apply(play(playlists("p", ["a.wav"]), 50, ramp=0.2))
+    stream = audio.current
+    assert stream is not None
+    await settled(stream)
+    await until(lambda: stream.player.position() > 0.2)
+    assert values(stream.player.steps)[-1] == 50
