@@ -47,11 +47,15 @@ class StepStats:
     steps: int = 0
     late_sum: float = 0.0
     late_max: float = 0.0
+    samples: list[float] | None = None
+    """Set to a list to keep every step's lateness (the bench does)."""
 
     def record(self, late: float) -> None:
         self.steps += 1
         self.late_sum += late
         self.late_max = max(self.late_max, late)
+        if self.samples is not None:
+            self.samples.append(late)
 
 
 class Fader:
