@@ -189,12 +189,9 @@ class Journal:
         except OSError as exc:
             return f"cannot read the journal file: {exc.strerror}"
         try:
-            db = self._connection("rw")
-        except sqlite3.Error:
-            try:
-                db = self._connection("ro")
-            except sqlite3.Error as exc:
-                return f"cannot open the journal: {_problem_of(exc)}"
+            db = self._readable_connection()
+        except sqlite3.Error as exc:
+            return f"cannot open the journal: {_problem_of(exc)}"
         try:
             rows = db.execute("PRAGMA quick_check").fetchall()
             verdict = "; ".join(str(r[0]) for r in rows[:5])
@@ -227,6 +224,18 @@ class Journal:
         db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=5.0)
         db.execute("PRAGMA schema_version").fetchone()  # fails here for a non-database
         return db
+
+    def _readable_connection(self) -> sqlite3.Connection:
+        """Read-write if possible; else read-only, and on a read-only filesystem (where a WAL
+        database cannot create its shared-memory file) as an immutable file."""
+        error: sqlite3.Error | None = None
+        for mode in ("rw", "ro", "ro&immutable=1"):
+            try:
+                return self._connection(mode)
+            except sqlite3.OperationalError as exc:  # cannot open; a non-database raises
+                error = exc
+        assert error is not None
+        raise error
 
     def _configure(self, db: sqlite3.Connection) -> None:
         try:
@@ -261,13 +270,10 @@ class Journal:
 
     def _connect(self) -> None:
         try:
-            db = self._connection("rw")
-        except sqlite3.Error:
-            try:
-                db = self._connection("ro")
-            except sqlite3.Error as exc:
-                self._set_fault(f"cannot open the journal {self.path}: {_problem_of(exc)}")
-                return
+            db = self._readable_connection()
+        except sqlite3.Error as exc:
+            self._set_fault(f"cannot open the journal {self.path}: {_problem_of(exc)}")
+            return
         self._db = db
         self._configure(db)
 

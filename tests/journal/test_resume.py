@@ -26,9 +26,7 @@ def cmd(verb: str, **args: Any) -> Command:
     return Command(verb, f"t{_seq}", "nurse-3", args)  # type: ignore[arg-type]
 
 
-def boot(
-    config: Config, clock: VirtualClock, body: Callable[[Room], Awaitable[Any]]
-) -> Any:
+def boot(config: Config, clock: VirtualClock, body: Callable[[Room], Awaitable[Any]]) -> Any:
     """Start the site (journal, safe state, resume), run ``body`` on room-1, then stop as a
     crash would: nothing more is written."""
 
