@@ -44,10 +44,19 @@ def make_certs(directory: Path) -> None:
         (directory / name).chmod(0o644)
 
 
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """RSA key generation is the slow part; one CA and server certificate per module."""
+    directory = tmp_path_factory.mktemp("clinic") / "certs"
+    make_certs(directory)
+    return directory
+
+
 @pytest.fixture
-def clinic(tmp_path: Path) -> Iterator[tuple[Broker, int]]:
+def clinic(tmp_path: Path, certs: Path) -> Iterator[tuple[Broker, int]]:
     etc = tmp_path / "etc"
-    make_certs(etc / "certs")
+    etc.mkdir()
+    shutil.copytree(certs, etc / "certs")
     text = (CONFIG / "sessionctl.conf").read_text()
     assert not any("#" in line and not line.startswith("#") for line in text.splitlines()), (
         "mosquitto forbids inline comments"
