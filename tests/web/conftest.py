@@ -1,8 +1,8 @@
 """A two-room site on mock drivers behind the real web app, served by aiohttp's TestServer.
 
-    async def test_x(web: WebRig):
-        client = await web.login()                 # a logged-in TestClient
-        r = await client.get("/api/v1/rooms")
+async def test_x(web: WebRig):
+    client = await web.login()                 # a logged-in TestClient
+    r = await client.get("/api/v1/rooms")
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import web as aioweb
 from aiohttp.test_utils import TestClient, TestServer
 
 from controller.clock import SystemClock
@@ -75,7 +75,7 @@ class FakeNow:
 @dataclass
 class WebRig:
     site: Site
-    app: web.Application
+    app: aioweb.Application
     server: TestServer
     now: FakeNow
     audit_log: list[dict[str, Any]] = field(default_factory=list)
@@ -96,7 +96,9 @@ class WebRig:
         self, staff: str = "nurse-1", client: TestClient[Any, Any] | None = None
     ) -> TestClient[Any, Any]:
         client = client or await self.client()
-        r = await client.post("/api/v1/login", json={"staff": staff, "pin": PINS[staff]}, headers=HDR)
+        r = await client.post(
+            "/api/v1/login", json={"staff": staff, "pin": PINS[staff]}, headers=HDR
+        )
         assert r.status == 200, await r.text()
         return client
 
