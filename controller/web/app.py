@@ -156,10 +156,8 @@ async def start_web(
     The bound port is ``runner.addresses[0][1]`` (useful with port 0).
     """
     app = app or build_app(site, settings, staff_store=staff_store)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2)
     await runner.setup()
-    tcp = web.TCPSite(
-        runner, settings.host, settings.port, ssl_context=tls_context(settings), shutdown_timeout=2
-    )
+    tcp = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls_context(settings))
     await tcp.start()
     return runner
