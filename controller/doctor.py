@@ -22,10 +22,12 @@ import subprocess
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from controller.config import Config, load_config
 from controller.yamlsafe import SourceErrors
+
+if TYPE_CHECKING:
+    from controller.config import Config
 
 DEFAULT_CONFIG = Path("/etc/sessionctl/room.yaml")
 TIMEOUT = 3.0
@@ -93,6 +95,8 @@ async def run_checks(
 
 
 def _check_config(path: Path) -> tuple[Config | None, Check]:
+    from controller.config import load_config
+
     name = "config"
     try:
         config = load_config(path)
@@ -105,7 +109,7 @@ def _check_config(path: Path) -> tuple[Config | None, Check]:
     except SourceErrors as exc:
         return None, Check("FAIL", name, f"{exc.errors[0]} — fix the scene and run doctor again")
     except Exception as exc:
-        from controller.serve import locate_driver_error
+        from controller.service import locate_driver_error
 
         return None, Check("FAIL", name, f"{locate_driver_error(config, str(exc))}")
     if not scenes:
