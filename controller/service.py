@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
-import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +21,14 @@ from aiohttp import web
 from controller.bus import RoomBus
 from controller.clock import SystemClock
 from controller.config import Config
+from controller.journal import Journal, open_journal
 from controller.metrics import add_metrics_route
 from controller.mqtt import MqttConnection
+from controller.resume import resume_site
 from controller.sdnotify import notify, watchdog_interval
 from controller.site import Site, build_site
 from controller.units import format_clock
+from controller.web.app import build_app, start_web
 from controller.yamlsafe import SourceError, SourceErrors, load_yaml
 from drivers.base import DriverConfigError
 
@@ -75,18 +76,6 @@ def locate_driver_error(config: Config, message: str) -> SourceError:
     return SourceError(file, line, column, message)
 
 
-# -- optional parts: the journal and the web app come from their own modules -----------------
-
-
-def _optional(module: str) -> Any | None:
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return None
-
-
 @dataclass
 class Service:
     """One process's rooms and everything around them."""
@@ -95,7 +84,7 @@ class Service:
     site: Site | None = None
     link: MqttConnection | None = None
     buses: list[RoomBus] = field(default_factory=list)
-    journal: Any = None
+    journal: Journal | None = None
     runner: web.AppRunner | None = None
     url: str | None = None
     ready_at: float | None = None
@@ -139,17 +128,19 @@ class Service:
         config.site.state_dir.mkdir(parents=True, exist_ok=True)
         if config.site.mqtt is not None:
             self.link = MqttConnection(config.site.mqtt, rooms=[r.id for r in config.rooms])
-        self.journal = self._open_journal()
+        clock = SystemClock()
+        self.journal = open_journal(config, clock=clock)
+        for notice in self.journal.notices:
+            log.error("journal: %s", notice)
         try:
-            self.site = build_site(
-                config, clock=SystemClock(), mqtt=self.link, recorder=self._recorder()
-            )
+            self.site = build_site(config, clock=clock, mqtt=self.link, recorder=self.journal)
         except DriverConfigError as exc:
             raise SourceErrors([locate_driver_error(config, str(exc))]) from None
         self.site.extras["mqtt"] = self.link
         self.site.extras["journal"] = self.journal
         self._send_status("starting: rooms to their safe state")
-        await self._resume_or_start()
+        # Restores each room's session from the journal, safe state first, then starts the rooms.
+        await resume_site(self.site, self.journal)
         if self.link is not None:
             for room in self.site.rooms.values():
                 bus = RoomBus(room, self.link)
@@ -159,48 +150,15 @@ class Service:
         if config.site.web.enabled:
             await self._start_web()
 
-    def _open_journal(self) -> Any:
-        module = _optional("controller.journal")
-        opener = getattr(module, "open_journal", None)
-        if opener is None:
-            log.warning("journal module not available; sessions will not survive a restart")
-            return None
-        return opener(self.config)
-
-    def _recorder(self) -> Any:
-        return getattr(self.journal, "recorder", self.journal)
-
-    async def _resume_or_start(self) -> None:
-        assert self.site is not None
-        module = _optional("controller.journal")
-        resume: Callable[..., Awaitable[Any]] | None = getattr(module, "resume_site", None)
-        if resume is not None and self.journal is not None:
-            await resume(self.site, self.journal)
-        else:
-            await self.site.start(safe_state=True)
-
     async def _start_web(self) -> None:
         assert self.site is not None
         settings = self.config.site.web
-        module = _optional("controller.web.app")
-        make_app: Callable[..., web.Application] | None = getattr(module, "create_app", None)
-        if make_app is not None:
-            app = make_app(self.site, self.config)
-        else:
-            log.warning("web app not available; serving /healthz and /metrics only")
-            app = web.Application()
-            app.router.add_get("/healthz", _healthz)
+        app = build_app(self.site, settings)
         add_metrics_route(app, self.site)
-        self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-        await self.runner.setup()
-        tls = None
-        if settings.tls_cert is not None:
-            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            tls.load_cert_chain(settings.tls_cert, settings.tls_key)
-        site = web.TCPSite(self.runner, settings.host, settings.port, ssl_context=tls)
-        await site.start()
+        self.runner = await start_web(self.site, settings, app=app)
         host, port = self.runner.addresses[0][:2]
-        self.url = f"{'https' if tls else 'http'}://{host}:{port}"
+        scheme = "https" if settings.tls_cert is not None else "http"
+        self.url = f"{scheme}://{host}:{port}"
 
     # -- run -----------------------------------------------------------------------------
 
@@ -245,6 +203,8 @@ class Service:
             parts.append(f"{room.id}: {view['state']} {session['scene']} {clock}{trouble}")
         if idle:
             parts.append(f"{', '.join(idle)} idle" if len(idle) <= 3 else f"{len(idle)} idle")
+        if self.journal is not None and self.journal.fault is not None:
+            parts.append(f"journal: {self.journal.fault}")
         if self.link is not None:
             parts.append(
                 "broker connected"
@@ -266,11 +226,11 @@ class Service:
         if self.site is not None:
             # Rooms stop where they are: lights keep their state, nothing is sent to devices.
             await _bounded(self.site.close(), "rooms")
-        if self.journal is not None and hasattr(self.journal, "close"):
-            with contextlib.suppress(Exception):
-                result = self.journal.close()
-                if asyncio.iscoroutine(result):
-                    await _bounded(result, "journal")
+        if self.journal is not None:
+            try:
+                self.journal.close()
+            except Exception as exc:
+                log.error("closing the journal failed: %s", exc)
         if self.link is not None:
             await _bounded(self.link.close(timeout=STOP_BUDGET / 2), "MQTT link")
 
@@ -283,7 +243,3 @@ async def _bounded(step: Awaitable[Any], what: str) -> None:
         log.error("stopping the %s took longer than %.0f s; going on", what, STOP_BUDGET)
     except Exception as exc:
         log.error("stopping the %s failed: %s", what, exc)
-
-
-async def _healthz(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})

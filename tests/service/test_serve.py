@@ -67,11 +67,18 @@ async def test_mqtt_status_session_and_offline_on_sigterm(
                 status = await notify_socket.until("STATUS=1 room; room-1: running demo")
                 assert status[-1].endswith("broker connected")
                 metrics = await _metrics_until(sp.url, "sessionctl_cue_lateness_seconds_count")
-                assert 'sessionctl_mqtt_connected 1' in metrics
+                assert "sessionctl_mqtt_connected 1" in metrics
                 assert 'sessionctl_room_state{room="room-1",state="running"} 1' in metrics
                 assert await asyncio.to_thread(sp.terminate) == 0
                 await _wait_message(client, "clinic/room-1/status", b"offline")
-        assert "Traceback" not in sp.output()
+            assert "Traceback" not in sp.output()
+            # A restart (systemd's Restart=always) resumes the session from the journal.
+            notify_socket.messages.clear()
+            with serve(config, port, tmp_path / "serve2.log") as sp:
+                await notify_socket.until("READY=1")
+                await notify_socket.until("STATUS=1 room; room-1: running demo")
+                await _wait_message(client, "clinic/room-1/status", b"online")
+                assert await asyncio.to_thread(sp.terminate) == 0
     finally:
         broker.stop()
 

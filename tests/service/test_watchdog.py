@@ -7,6 +7,7 @@ times with generous margins.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from pathlib import Path
@@ -42,7 +43,7 @@ async def test_ready_once_then_pings_at_half_the_interval(
     service = Service(load_config(write_config(tmp_path)))
     task = await _started(service, notify_socket)
     assert service.url is not None
-    status, body = await asyncio.to_thread(http_get, service.url + "/healthz")
+    status, _body = await asyncio.to_thread(http_get, service.url + "/healthz")
     assert status == 200
     await notify_socket.until("WATCHDOG=1", count=8, timeout=10)
     service.stop_requested.set()
@@ -50,7 +51,7 @@ async def test_ready_once_then_pings_at_half_the_interval(
 
     assert notify_socket.lines("READY=") == ["READY=1"]
     pings = notify_socket.times("WATCHDOG=1")
-    gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
     mean = sum(gaps) / len(gaps)
     assert WATCHDOG_SEC / 2 * 0.8 <= mean <= WATCHDOG_SEC / 2 * 1.5, gaps
     assert max(gaps) < WATCHDOG_SEC, gaps  # never long enough for systemd to kill us
