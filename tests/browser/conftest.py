@@ -1,0 +1,247 @@
+"""The real controller (web app + rooms on mock drivers) in a background thread, and Chromium.
+
+    def test_x(server: LiveServer, tablet: Page) -> None:
+        sign_in(tablet, server, room="room-1")
+        tablet.get_by_role("radio", name=re.compile("Demo arc")).tap()
+
+The server runs the same code as ``sessionctl serve`` (``build_site`` + ``start_web``) on
+127.0.0.1 with a free port; each room starts idle, and each test uses rooms no other test uses.
+Chromium is Debian's (/usr/bin/chromium), never a Playwright download.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import re
+import threading
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from controller.clock import SystemClock
+from controller.config import Config
+from controller.room import RoomUpdate
+from controller.site import Site, build_site
+from controller.web.app import start_web
+from controller.web.staff import StaffStore
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "test-results" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+DEVICE = "Galaxy Tab S4"
+STAFF, PIN = "nurse-1", "482915"
+ROOMS = [f"room-{i}" for i in range(1, 9)]
+
+T = TypeVar("T")
+
+try:
+    from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+except ImportError:  # pragma: no cover - the dev dependencies include playwright
+    sync_playwright = None  # type: ignore[assignment]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"browser tests need {reason} under CI")
+    pytest.skip(reason)
+
+
+def _room(room_id: str) -> dict[str, Any]:
+    return {
+        "id": room_id,
+        "name": room_id.replace("room-", "Room "),
+        "drivers": {
+            "lights": {
+                "type": "mock-light",
+                "devices": {
+                    "ceiling": {"max_transition": 6553.5, "min_interval": 0.1},
+                    "lamp": {"max_transition": 20, "min_interval": 0.5},
+                    "floor": {"max_transition": 0, "min_interval": 0.2},
+                },
+            },
+            "audio": {"type": "mock-audio"},
+            "tablet-cue": {"type": "mock-prompt"},
+        },
+        "roles": {"ambient": "lights/ceiling", "accent": "lights/lamp", "path": "lights/floor"},
+        "audio": "audio",
+        "prompts": ["tablet-cue"],
+        "safe_state": {"level": 40, "kelvin": 3500},
+    }
+
+
+class LiveServer:
+    """The controller on its own event loop in a thread; ``call`` runs a coroutine there."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.site: Site | None = None
+        self.port = 0
+        self._runner: Any = None
+        self.events: dict[str, list[dict[str, Any]]] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def config(self) -> Config:
+        return Config.model_validate(
+            {
+                "site": {
+                    "name": "Browser test clinic",
+                    "scenes_dir": str(ROOT / "scenes"),
+                    "playlists_dir": str(ROOT / "playlists"),
+                    "state_dir": str(self.state_dir),
+                    "web": {"host": "127.0.0.1", "port": 0},
+                },
+                "rooms": [_room(r) for r in ROOMS],
+            }
+        )
+
+    def start(self) -> None:
+        StaffStore(self.state_dir).add(STAFF, PIN)
+        self.thread.start()
+        self.call(self._start(), timeout=20)
+
+    async def _start(self) -> None:
+        config = self.config()
+        self.site = build_site(config, clock=SystemClock())
+        for room_id, room in self.site.rooms.items():
+            room.add_listener(functools.partial(self._keep_event, room_id))
+        await self.site.start()
+        self._runner = await start_web(self.site, config.site.web)
+        self.port = self._runner.addresses[0][1]
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 5) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def view(self, room: str) -> dict[str, Any]:
+        async def get() -> dict[str, Any]:
+            assert self.site is not None
+            return self.site.rooms[room].view()
+
+        return self.call(get())
+
+    def _keep_event(self, room_id: str, update: RoomUpdate) -> None:
+        if update.kind == "event":
+            self.events.setdefault(room_id, []).append(update.data)
+
+    def event_kinds(self, room: str) -> list[str]:
+        async def get() -> list[str]:
+            return [str(e["kind"]) for e in self.events.get(room, [])]
+
+        return self.call(get())
+
+    def stop(self) -> None:
+        async def stop() -> None:
+            if self._runner is not None:
+                await self._runner.cleanup()
+            if self.site is not None:
+                await self.site.close()
+
+        try:
+            self.call(stop(), timeout=10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = LiveServer(tmp_path_factory.mktemp("browser-state"))
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    if sync_playwright is None:
+        _unavailable("the playwright Python package")
+    if not CHROMIUM.exists():
+        _unavailable(f"Debian chromium at {CHROMIUM} (apt install chromium)")
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+def new_context(playwright: Playwright, browser: Browser, device: str = DEVICE) -> BrowserContext:
+    profile = dict(playwright.devices[device])
+    profile["has_touch"] = True
+    return browser.new_context(**profile)
+
+
+@pytest.fixture
+def context(playwright: Playwright, browser: Browser) -> Iterator[BrowserContext]:
+    ctx = new_context(playwright, browser)
+    ctx.set_default_timeout(8000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def tablet(context: BrowserContext) -> Iterator[Page]:
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+def sign_in(page: Page, server: LiveServer, *, room: str | None = None, shot: str = "") -> None:
+    """Sign in with the keypad; pair with ``room`` or carry on as a nurse station."""
+    page.goto(server.url + "/")
+    page.get_by_label("Staff ID").fill(STAFF)
+    for digit in PIN:
+        page.get_by_role("button", name=digit, exact=True).tap()
+    if shot:
+        screenshot(page, shot)
+    page.get_by_role("button", name="Sign in").tap()
+    if room is None:
+        page.get_by_role("button", name=re.compile("nurse station")).tap()
+        page.get_by_role("heading", name="All rooms").wait_for()
+        return
+    else:
+        name = room.replace("room-", "Room ")
+        pair = page.get_by_role("button", name=f"Pair with {name}", exact=True)
+        pair.wait_for()
+        if shot:
+            screenshot(page, "pair")
+        pair.tap()
+    page.get_by_text("Live", exact=True).wait_for()
+
+
+def start_demo(page: Page) -> None:
+    page.get_by_role("radio", name=re.compile("^Demo arc")).tap()
+    page.get_by_role("button", name=re.compile("^Start Demo arc")).tap()
+    page.get_by_role("button", name="Pause").wait_for()
+
+
+def progress(page: Page) -> float:
+    value = page.get_by_role("progressbar", name="Session progress").get_attribute("aria-valuenow")
+    return float(value or 0)
