@@ -52,6 +52,7 @@ def web_config(state_dir: Path, **web_settings: Any) -> Config:
                 "scenes_dir": str(ROOT / "scenes"),
                 "playlists_dir": str(ROOT / "playlists"),
                 "state_dir": str(state_dir),
+                "journal": {"path": str(state_dir / "journal.sqlite3")},
                 "web": {"port": 0, **web_settings},
             },
             "rooms": [_room("room-1"), _room("room-2")],

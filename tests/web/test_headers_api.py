@@ -7,7 +7,9 @@ import importlib.util
 from typing import Any
 
 import aiohttp
+import pytest
 
+from controller.clock import SystemClock
 from controller.commands import Command, Outcome
 from controller.room import Room
 from controller.web.security import CSP
@@ -169,18 +171,32 @@ async def test_scenes_and_timeline(web: WebRig) -> None:
 
 
 async def test_audit_export(web: WebRig) -> None:
-    client = await web.login()
-    r = await client.get("/api/v1/rooms/room-1/audit?since=yesterday")
-    assert r.status == 400
-    r = await client.get("/api/v1/rooms/room-1/audit?format=xml")
-    assert r.status == 400
-    r = await client.get("/api/v1/rooms/room-1/audit?format=csv")
-    journal = importlib.util.find_spec("controller.journal")
-    if journal is None:
-        assert r.status == 503
-        assert "journal" in (await r.json())["error"]
-    else:
-        assert r.status in (200, 503)
+    journal_mod = pytest.importorskip("controller.journal")
+    journal = journal_mod.Journal.open(web.site.config.site.journal.path, clock=SystemClock())
+    try:
+        web.site.rooms["room-1"].recorder = journal
+        client = await web.login("nurse-2")
+        start = {"cmd_id": "s1", "scene": "demo"}
+        await client.post("/api/v1/rooms/room-1/commands/start", json=start, headers=HDR)
+        await client.post("/api/v1/rooms/room-1/commands/pause", json={"cmd_id": "p1"}, headers=HDR)
+        r = await client.get("/api/v1/rooms/room-1/audit")
+        assert r.status == 200
+        body = await r.json()
+        assert body["room"] == "room-1"
+        mine = [e for e in body["entries"] if e["cmd_id"] in ("s1", "p1")]
+        assert mine and {e["actor"] for e in mine} == {"nurse-2"}
+        r = await client.get("/api/v1/rooms/room-1/audit?format=csv&since=2000-01-01T00:00:00")
+        assert r.content_type == "text/csv"
+        lines = (await r.text()).splitlines()
+        assert lines[0].startswith("seq,time,room,session,kind,actor,cmd_id")
+        assert any(",nurse-2,p1," in line for line in lines)
+        r = await client.get("/api/v1/rooms/room-1/audit?since=2199-01-01T00:00:00Z")
+        assert (await r.json())["entries"] == []
+        for bad in ("yesterday", "2999-01-01T00:00:00"):
+            assert (await client.get(f"/api/v1/rooms/room-1/audit?since={bad}")).status == 400
+        assert (await client.get("/api/v1/rooms/room-1/audit?format=xml")).status == 400
+    finally:
+        journal.close()
 
 
 async def test_health_endpoints(web: WebRig) -> None:

@@ -12,6 +12,7 @@ const PANIC_HOLD_MS = 1500;
 const OVERVIEW_POLL_MS = 3000;
 const ME_POLL_MS = 30000;
 const EXPIRY_WARN_S = 120;
+const STATION_KEY = "sessionctl.nurse-station";
 const ACTIVE = new Set(["running", "paused", "holding"]);
 
 const $ = (id) => document.getElementById(id);
@@ -227,7 +228,8 @@ async function login(ev) {
     $("login-error").textContent = "";
     $("login-pin").value = "";
     await pollMe();
-    go(S.paired ? `#/rooms/${encodeURIComponent(S.paired)}` : "#/pair");
+    const station = localStorage.getItem(STATION_KEY) === "1";
+    go(S.paired ? `#/rooms/${encodeURIComponent(S.paired)}` : station ? "#/rooms" : "#/pair");
   } catch (err) {
     $("login-pin").value = "";
     $("login-error").textContent =
@@ -279,6 +281,7 @@ async function pair(room) {
   try {
     const res = await api("POST", "/pair", { room });
     S.paired = res.room;
+    localStorage.removeItem(STATION_KEY);
     go(`#/rooms/${encodeURIComponent(res.room)}`);
   } catch (err) {
     if (!handleAuthLoss(err)) $("pair-error").textContent = describeError(err);
@@ -730,6 +733,14 @@ function renderNext(view, dt, elapsed) {
     next.textContent = "Timeline frozen while the panic is on.";
   } else if (view.state === "paused") {
     next.textContent = "Paused. Lights and music hold where they are; check-ins still escalate.";
+  } else if (s.next && s.next.what === `phase: ${s.phase.title}` && s.phases[s.phase.index].holds) {
+    // The next deadline is the end of this phase's minimum: say what happens then.
+    const last = s.phase.index === s.phases.length - 1;
+    next.replaceChildren(
+      `${s.phase.title}: minimum time reached in `,
+      el("span", { class: "num", text: clock(Math.max(0, s.next.in - dt)) }),
+      last ? "; then it holds until staff end the session." : "; then it holds until staff continue.",
+    );
   } else if (s.next) {
     next.replaceChildren(
       "Next: ",
@@ -939,7 +950,10 @@ function wire() {
   $("nav-logout").addEventListener("click", logout);
   $("nav-overview").addEventListener("click", () => go("#/rooms"));
   $("nav-room").addEventListener("click", () => go(`#/rooms/${encodeURIComponent(S.paired)}`));
-  $("pair-skip").addEventListener("click", () => go("#/rooms"));
+  $("pair-skip").addEventListener("click", () => {
+    localStorage.setItem(STATION_KEY, "1");
+    go("#/rooms");
+  });
   $("start-button").addEventListener("click", startSession);
   $("ctl-pause").addEventListener("click", () => command("run", "pause", {}, { label: "Pause" }));
   $("ctl-resume").addEventListener("click", () => command("run", "resume", {}, { label: "Resume" }));
