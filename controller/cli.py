@@ -46,6 +46,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "controller.serve",
     "controller.doctor",
     "controller.plot",
+    "controller.export",
 ]
 
 
