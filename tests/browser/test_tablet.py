@@ -55,6 +55,12 @@ def test_start_watch_progress_pause_resume_and_acknowledge(
     expect(pause).to_be_enabled()
     assert server.view("room-1")["state"] == "running"
 
+    remaining = tablet.get_by_role("timer", name="Remaining")
+    tablet.get_by_role("button", name="+5 min").tap()
+    expect(tablet.get_by_role("status").filter(has_text="Added 5 minutes")).to_be_visible()
+    assert server.view("room-1")["session"]["length"] == 180 + 300
+    expect(remaining).to_have_text(re.compile(r"^7:\d\d$"))
+
     # The baseline check-in comes due 5 s in: low priority, steady cyan, with a countdown.
     card = tablet.get_by_role("article", name="Baseline check")
     expect(card).to_be_visible(timeout=10000)
