@@ -8,7 +8,7 @@ Room config::
         host: 192.168.1.20          # or "host:port"
         lights: {ceiling: 1, lamp: 2, wall: 3}
         groups: auto                # or {room: 1}; or false to never use group actions
-        timeout: 5                  # seconds per bridge call
+        timeout: 1.5                # seconds per bridge call (a bridge on the LAN answers in ms)
         # key_file: hue.json        # default <state dir>/hue-<host>.json (`sessionctl hue pair`)
         # username: <key>           # instead of a key file
 
@@ -82,7 +82,7 @@ class HueOptions:
     groups: Literal["auto", "off"] | frozenset[int]
     username: str | None
     key_file: Path
-    timeout: float = 5.0
+    timeout: float = 1.5
     light_limit: int = 10
     group_limit: int = 1
     rate_window: float = 1.0
@@ -110,7 +110,7 @@ class HueOptions:
                 groups=_parse_groups(name, options.get("groups", "auto")),
                 username=str(username) if username else None,
                 key_file=key_file if key_file.is_absolute() else Path(state_dir) / key_file,
-                timeout=float(options.get("timeout", 5.0)),
+                timeout=float(options.get("timeout", 1.5)),
                 light_limit=int(options.get("light_limit", 10)),
                 group_limit=int(options.get("group_limit", 1)),
                 rate_window=float(options.get("rate_window", 1.0)),
@@ -235,12 +235,17 @@ class HueLights:
         self._link = _acquire_link(self._opts)
         self._sender = asyncio.create_task(self._send_loop(), name=f"{self.name}-sender")
         try:
-            if await self._connect():
-                await self._discover()
+            # One call's budget for the whole discovery: the room bounds start() as well, and a
+            # dead bridge is the recovery task's job, not start()'s.
+            async with asyncio.timeout(self._opts.timeout + CALL_GRACE):
+                if await self._connect():
+                    await self._discover()
         except HueUnauthorized as exc:
             self._set_fatal(exc)
         except HueError as exc:
             self._lost(exc)
+        except TimeoutError:
+            self._lost(HueUnreachable(f"Hue bridge at {self._opts.host} did not answer"))
 
     async def close(self) -> None:
         for task in (self._sender, self._recovery):
@@ -370,9 +375,12 @@ class HueLights:
         bridge = self._bridge
         assert bridge is not None
         self._throttle.acquire(request.target)
-        if request.target == "group":
-            return bridge.put_group(request.target_id, request.body)
-        return bridge.put_light(request.target_id, request.body)
+        try:
+            if request.target == "group":
+                return bridge.put_group(request.target_id, request.body)
+            return bridge.put_light(request.target_id, request.body)
+        finally:
+            self._throttle.done(request.target)
 
     async def _call(self, fn: Callable[[], T]) -> T:
         assert self._link is not None

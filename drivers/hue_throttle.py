@@ -7,12 +7,16 @@ ten lights is immediate) and the rest follows as the window slides.
 
 The window runs on real monotonic time (rate limits are physical, never virtual) and is
 thread-safe: the asyncio side asks :meth:`BridgeThrottle.delay` so it can wait without holding
-the bridge's worker thread, and the worker calls :meth:`BridgeThrottle.acquire` right before
-each send, which records the true send time.
+the bridge's worker thread; the worker calls :meth:`BridgeThrottle.acquire` right before each
+send and :meth:`BridgeThrottle.done` when the answer is in. A send is counted at the time its
+answer arrived, which is never earlier than the bridge saw the request: so the bridge's own
+window can never hold more than ``limit`` of ours, however much the network or a busy CPU
+delays one request and not the next. The cost is one round trip per window.
 
     throttle = BridgeThrottle(light_limit=10, group_limit=1, window=1.0)
     throttle.delay("light")     # 0.0: may send now
     throttle.acquire("light")   # in the worker thread, just before the HTTP request
+    throttle.done("light")      # ... and right after its answer (or failure)
     throttle.back_off()         # after a 429: everything waits, longer each time in a row
 """
 
@@ -25,9 +29,8 @@ from typing import Literal
 
 Kind = Literal["light", "group"]
 
-# Slack added to the window: our clock reads the send time a little before the bridge sees the
-# request, and jitter between two requests must not make the bridge count one too many.
-WINDOW_MARGIN = 0.05
+# Slack added to the window for the bridge's own clock and rounding.
+WINDOW_MARGIN = 0.02
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 8.0
 
@@ -49,6 +52,11 @@ class SlidingWindow:
 
     def record(self, now: float) -> None:
         self._sent.append(now)
+
+    def settle(self, now: float) -> None:
+        """Move the latest send to ``now`` (when its answer came back)."""
+        if self._sent:
+            self._sent[-1] = max(self._sent[-1], now)
 
 
 class BridgeThrottle:
@@ -80,6 +88,11 @@ class BridgeThrottle:
                     self._windows[kind].record(now)
                     return
             time.sleep(wait)
+
+    def done(self, kind: Kind) -> None:
+        """The send that the last :meth:`acquire` allowed is over (one worker per bridge)."""
+        with self._lock:
+            self._windows[kind].settle(time.monotonic())
 
     def back_off(self) -> float:
         """The bridge said it is overloaded: pause every command, doubling while it repeats."""

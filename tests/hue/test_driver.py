@@ -125,8 +125,7 @@ async def test_back_to_back_applies_stay_inside_the_rate_limits(
     driver = await make_driver(bridge, groups="off")
     for i in range(15):
         await driver.apply({d: cmd(10 + i) for d in driver.devices})
-    assert len(bridge.puts()) == 45
-    assert all(p.status == 200 for p in bridge.puts())
+    assert [p.status for p in bridge.puts()] == [200] * 45
     assert bridge.max_in_window("lights") <= 10
 
 
@@ -318,3 +317,32 @@ async def test_phue_never_writes_to_home(
     driver = await make_driver(bridge)
     await driver.apply({d: cmd(20) for d in driver.devices})
     assert os.listdir(home) == []
+
+
+async def test_queued_commands_coalesce_latest_wins(
+    make_bridge: MakeBridge, make_driver: MakeDriver
+) -> None:
+    bridge = await make_bridge(lights=2)
+    driver = await make_driver(bridge, groups="off")
+    await asyncio.gather(
+        driver.apply({"lamp1": cmd(10, None)}),
+        driver.apply({"lamp2": cmd(20, None)}),
+        driver.apply({"lamp2": cmd(30, None)}),  # replaces the queued 20 % before it is sent
+    )
+    sent = sorted((p.path, p.body["bri"]) for p in bridge.puts())
+    assert sent == [("/api/test-key/lights/1/state", 25), ("/api/test-key/lights/2/state", 76)]
+
+
+async def test_bridge_dead_at_start_is_retried_in_the_background(
+    make_bridge: MakeBridge, make_driver: MakeDriver, availability: AvailabilityLog
+) -> None:
+    bridge = await make_bridge(lights=1)
+    bridge.answering = False
+    started = time.monotonic()
+    driver = await make_driver(bridge, timeout=0.3, retry_initial=0.1, retry_max=0.2)
+    assert time.monotonic() - started < 0.3 + 1.0  # start() never waits out a dead bridge
+    assert driver.health.available is False
+    bridge.answering = True
+    await availability.wait_for(("hue", None, True))
+    await driver.apply({"lamp1": cmd(50)})
+    assert bridge.lights["1"].state["bri"] == 127
