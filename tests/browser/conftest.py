@@ -160,7 +160,7 @@ class LiveServer:
             self.thread.join(5)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live = LiveServer(tmp_path_factory.mktemp("browser-state"))
     live.start()
@@ -168,7 +168,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     live.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: the sync API keeps its event loop marked as running in this
+# thread until it exits, which would break every asyncio test that runs after it.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if sync_playwright is None:
         _unavailable("the playwright Python package")
@@ -178,7 +180,7 @@ def playwright() -> Iterator[Playwright]:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
     yield browser
@@ -204,8 +206,13 @@ def tablet(context: BrowserContext) -> Iterator[Page]:
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Anything the Content Security Policy blocks is a bug in the UI (no inline code or style).
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
     yield page
-    assert not errors, f"JavaScript errors: {errors}"
+    assert not errors, f"JavaScript or CSP errors: {errors}"
 
 
 def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:

@@ -102,7 +102,20 @@ def test_skip_with_confirm_medium_checkin_and_end(server: LiveServer, tablet: Pa
     card = tablet.get_by_role("article", name="Clinician: ready for discharge?")
     expect(card).to_have_attribute("data-priority", "medium")
     flash = card.evaluate("(el) => getComputedStyle(el).animationDuration")
-    assert flash == "2s"
+    assert flash == "2s"  # 0.5 Hz, inside IEC 60601-1-8's 0.4-0.8 Hz for medium
+    rates = tablet.evaluate(
+        """() => ['high due', 'low due', 'high acknowledged'].map((k) => {
+            const probe = document.createElement('article');
+            probe.className = 'checkin checkin-' + k;
+            document.body.append(probe);
+            const style = getComputedStyle(probe);
+            const out = [style.animationName, style.animationDuration];
+            probe.remove();
+            return out;
+        })"""
+    )
+    # High: 2 Hz (IEC 1.4-2.8 Hz); low: steady; acknowledged: steady.
+    assert rates == [["flash-high", "0.5s"], ["none", "0s"], ["none", "0s"]]
     screenshot(tablet, "checkin-medium")
     card.get_by_role("button", name=re.compile("^Ready")).tap()
     expect(card).to_be_hidden()
