@@ -110,7 +110,8 @@ def write_config(
             "    drivers:",
             "      lights:",
             "        type: mock-light",
-            "        devices: {ceiling: {}, lamp: {max_transition: 20}, floor: {}}",
+            "        devices: {ceiling: {}, lamp: {max_transition: 20},"
+            " floor: {max_transition: 0, min_interval: 0.2}}",
             "      audio: {type: mock-audio}",
             extra_drivers,
             "    roles: {ambient: lights/ceiling, accent: lights/lamp, path: lights/floor}",
