@@ -97,7 +97,12 @@ class Service:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_requested.set)
         try:
-            await self.start()
+            try:
+                await self.start()
+            except OSError as exc:  # the port is taken, the state dir is not writable...
+                log.error("cannot start: %s", exc)
+                self._send_status(f"cannot start: {exc}")
+                return 1
             notify("READY=1")
             self.ready_at = time.monotonic()
             log.info("ready", extra={"rooms": len(self.rooms), "web": self.url})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +142,13 @@ def test_missing_file(tmp_path: Path) -> None:
     result = _run_serve(tmp_path / "nope.yaml")
     assert result.returncode == 1
     assert "nope.yaml:1:1: cannot read" in result.stderr
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = write_config(tmp_path, port=taken.getsockname()[1])
+        result = _run_serve(config)
+    assert result.returncode == 1
+    assert "cannot start" in result.stdout and "Traceback" not in result.stdout + result.stderr
