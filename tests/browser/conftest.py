@@ -16,6 +16,7 @@ import functools
 import os
 import re
 import threading
+import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +27,7 @@ from controller.clock import SystemClock
 from controller.config import Config
 from controller.room import RoomUpdate
 from controller.site import Site, build_site
-from controller.web.app import start_web
+from controller.web.app import build_app, start_web
 from controller.web.staff import StaffStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,6 +83,19 @@ def _room(room_id: str) -> dict[str, Any]:
     }
 
 
+class ServerNow:
+    """The web layer's clock for login timeouts: real time plus whatever a test skips."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.skipped
+
+    def skip(self, seconds: float) -> None:
+        self.skipped += seconds
+
+
 class LiveServer:
     """The controller on its own event loop in a thread; ``call`` runs a coroutine there."""
 
@@ -93,6 +107,7 @@ class LiveServer:
         self.port = 0
         self._runner: Any = None
         self.events: dict[str, list[dict[str, Any]]] = {}
+        self.now = ServerNow()
 
     @property
     def url(self) -> str:
@@ -123,7 +138,8 @@ class LiveServer:
         for room_id, room in self.site.rooms.items():
             room.add_listener(functools.partial(self._keep_event, room_id))
         await self.site.start()
-        self._runner = await start_web(self.site, config.site.web)
+        app = build_app(self.site, config.site.web, now=self.now, ws_check_interval=0.5)
+        self._runner = await start_web(self.site, config.site.web, app=app)
         self.port = self._runner.addresses[0][1]
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 5) -> T:

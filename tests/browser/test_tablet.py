@@ -280,6 +280,11 @@ def test_clinic_overview_lists_every_room(
             has=page.get_by_role("button", name=re.compile("^Open Room"))
         )
         expect(cards).to_have_count(len(ROOMS))
+        # Running rooms count down locally between state messages.
+        room1 = cards.filter(has=page.get_by_role("heading", name="Room 1", exact=True))
+        before = room1.locator(".remaining").text_content()
+        page.wait_for_timeout(1500)
+        assert room1.locator(".remaining").text_content() != before
         screenshot(page, "overview-landscape")
         page.get_by_role("button", name="Open Room 1", exact=True).tap()
         expect(page.get_by_role("heading", name="Room 1", exact=True)).to_be_visible()
@@ -298,3 +303,26 @@ def _submit(server: LiveServer, room: str, verb: str, **args: Any) -> None:
         assert outcome.accepted, outcome
 
     server.call(go())
+
+
+def test_idle_sign_out_warning_and_timeout(server: LiveServer, tablet: Page) -> None:
+    tablet.clock.install()
+    sign_in(tablet, server, room=None)
+    banner = tablet.get_by_role("status").filter(has_text="Signing out in")
+    expect(banner).to_be_hidden()
+
+    # 29 of the 30 idle minutes pass on the server; the tablet's next /me poll sees it.
+    server.now.skip(29 * 60)
+    tablet.clock.fast_forward("00:31")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text(re.compile(r"Signing out in 0:[3-5]\d|1:00"))
+    screenshot(tablet, "idle-warning")
+
+    # A touch is activity: the warning goes away.
+    tablet.get_by_role("heading", name="All rooms").tap()
+    expect(banner).to_be_hidden()
+
+    # Nobody touches it for the full idle time: the server ends the login, the tablet shows it.
+    server.now.skip(31 * 60)
+    expect(tablet.get_by_role("heading", name="Staff sign-in")).to_be_visible()
+    expect(tablet.get_by_text(re.compile("session ended|Signed out"))).to_be_visible()

@@ -9,7 +9,6 @@ import { LiveLink } from "./live.js";
 
 const EXTEND_SECONDS = 300;
 const PANIC_HOLD_MS = 1500;
-const OVERVIEW_POLL_MS = 3000;
 const ME_POLL_MS = 30000;
 const EXPIRY_WARN_S = 120;
 const STATION_KEY = "sessionctl.nurse-station";
@@ -29,7 +28,7 @@ const S = {
   linkUp: false,
   forbidden: false,
   pending: new Map(), // control key -> cmd_id of the intent in flight
-  overviewTimer: null,
+  overviewLinks: [],
   expiresIn: null,
   expiresAt: 0,
 };
@@ -293,24 +292,67 @@ async function pair(room) {
 function showOverview() {
   show("overview");
   $("topbar-room").textContent = "";
-  refreshOverview();
   stopOverview();
-  S.overviewTimer = setInterval(refreshOverview, OVERVIEW_POLL_MS);
+  loadOverview();
 }
 
+// One live link per room rather than polling: WebSocket traffic does not count as activity,
+// so an unattended nurse station still signs out after the idle timeout (API.md).
 function stopOverview() {
-  clearInterval(S.overviewTimer);
-  S.overviewTimer = null;
+  for (const link of S.overviewLinks) link.stop();
+  S.overviewLinks = [];
 }
 
-async function refreshOverview() {
+async function loadOverview() {
   try {
     const { rooms } = await api("GET", "/rooms");
     $("overview-error").textContent = "";
     $("overview-list").replaceChildren(...rooms.map(overviewCard));
+    for (const view of rooms) {
+      const link = new LiveLink(view.room.id, {
+        onState: (fresh) => updateOverviewCard(fresh),
+        onEvent: () => {},
+        onUp: () => markOverviewCard(view.room.id, false),
+        onDown: () => markOverviewCard(view.room.id, true),
+        onEnd: (code) => {
+          if (code === 4401) signedOut("Your session ended. Please sign in again.");
+        },
+      });
+      S.overviewLinks.push(link);
+      link.start();
+    }
   } catch (err) {
     if (!handleAuthLoss(err)) $("overview-error").textContent = describeError(err);
   }
+}
+
+function overviewCardOf(roomId) {
+  return $("overview-list").querySelector(`[data-room="${CSS.escape(roomId)}"]`);
+}
+
+function updateOverviewCard(view) {
+  const old = overviewCardOf(view.room.id);
+  const card = overviewCard(view);
+  if (old) old.replaceWith(card);
+  else $("overview-list").append(card);
+}
+
+function tickOverview() {
+  if (!S.overviewLinks.length) return;
+  for (const card of $("overview-list").children) {
+    if (card.dataset.advancing !== "1") continue;
+    const dt = Math.min(
+      Number(card.dataset.phaseLeft),
+      (performance.now() - Number(card.dataset.at)) / 1000,
+    );
+    const node = card.querySelector(".remaining");
+    if (node) node.textContent = clock(Math.max(0, Number(card.dataset.remaining) - dt));
+  }
+}
+
+function markOverviewCard(roomId, stale) {
+  const card = overviewCardOf(roomId);
+  if (card) card.classList.toggle("stale", stale);
 }
 
 function highestPriority(checkins) {
@@ -346,9 +388,16 @@ function overviewCard(view) {
         "p",
         {},
         el("strong", { text: session.phase.title }),
-        ` · ${clock(session.remaining)} remaining`,
+        " · ",
+        el("span", { class: "remaining num", text: clock(session.remaining) }),
+        " remaining",
       ),
     );
+    // Ticked locally by tickOverview() between state messages.
+    card.dataset.remaining = String(session.remaining);
+    card.dataset.phaseLeft = String(Math.max(0, session.phase.end - session.offset));
+    card.dataset.advancing = view.state === "running" && !view.frozen ? "1" : "0";
+    card.dataset.at = String(performance.now());
   } else {
     card.append(el("p", { class: "hint", text: "No session running" }));
   }
@@ -694,6 +743,7 @@ function since() {
 
 function tick() {
   renderExpiry();
+  tickOverview();
   const view = S.view;
   if (!view || S.forbidden || S.roomId === null) return;
   const dt = since();
@@ -975,6 +1025,14 @@ function wire() {
   panic.addEventListener("keyup", endPanicHold);
   panic.addEventListener("contextmenu", (ev) => ev.preventDefault());
   panic.addEventListener("click", (ev) => ev.preventDefault());
+  // While the sign-out warning shows, any touch counts: one ordinary request is activity.
+  document.addEventListener("pointerdown", () => {
+    if ($("expiry-banner").hidden || S.staff === null) return;
+    const path = S.roomId ? `/rooms/${encodeURIComponent(S.roomId)}` : "/rooms";
+    api("GET", path)
+      .then(pollMe)
+      .catch((err) => handleAuthLoss(err));
+  });
   window.addEventListener("hashchange", route);
   setInterval(tick, 250);
   setInterval(pollMe, ME_POLL_MS);
