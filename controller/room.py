@@ -328,6 +328,8 @@ class Room:
     def _next_deadline(self, now: float) -> float | None:
         times = [t for t in (self.session.next_deadline(now),) if t is not None]
         for lane in self._lanes.values():
+            if lane.busy:
+                continue  # it wakes the loop itself when the call in flight finishes
             times += [s.next_at for s in lane.sent.values() if s.next_at is not None]
             if lane.retry_at is not None:
                 times.append(lane.retry_at)
@@ -441,6 +443,7 @@ class Room:
 
     def _dispatch(self, lane: _Lane, call: Any, pending: dict[str, _Sent]) -> None:
         lane.sent.update(pending)
+        lane.retry_at = None
         lane.calls += 1
         lane.task = asyncio.ensure_future(self._run_lane(lane, call, list(pending)))
 
@@ -449,9 +452,9 @@ class Room:
         if not ok:
             for key in keys:
                 lane.sent.pop(key, None)
-        if lane.dirty or not ok:
-            lane.dirty = False
-            self._wake.set()
+        lane.dirty = False
+        # The loop skipped this lane's deadlines while the call was in flight; let it look again.
+        self._wake.set()
 
     async def _call(self, name: str, call: Any, *, record: bool = True) -> bool:
         """Await one driver call under the room's timeout; failures become health."""
