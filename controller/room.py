@@ -38,7 +38,6 @@ from drivers.base import (
     LightSetting,
     MusicCommand,
     PromptDriver,
-    PromptView,
 )
 
 log = logging.getLogger("sessionctl.room")
@@ -366,9 +365,11 @@ class Room:
             self._actuate_music(
                 self._lanes[self.drivers.audio.name], self.drivers.audio, desired.music, now
             )
-        prompts = self.session.prompts(now)
-        for prompt_driver in self.drivers.prompts:
-            self._actuate_prompts(self._lanes[prompt_driver.name], prompt_driver, prompts)
+        if self.drivers.prompts:
+            items = self.session.checkins.open_items()
+            key = tuple((i.id, i.priority, i.state) for i in items)
+            for prompt_driver in self.drivers.prompts:
+                self._actuate_prompts(self._lanes[prompt_driver.name], prompt_driver, key, now)
         if self._pending_chimes and self.drivers.audio is not None:
             audio = self.drivers.audio
             for kind in self._pending_chimes:
@@ -431,14 +432,14 @@ class Room:
         self._dispatch(lane, driver.apply(command), {"__music__": _Sent(key, None)})
 
     def _actuate_prompts(
-        self, lane: _Lane, driver: PromptDriver, prompts: Sequence[PromptView]
+        self, lane: _Lane, driver: PromptDriver, key: tuple[Any, ...], now: float
     ) -> None:
-        if not self._lane_ready(lane, self.clock.monotonic()):
+        if not self._lane_ready(lane, now):
             return
-        key = tuple((p.id, p.priority, p.state) for p in prompts)
         sent = lane.sent.get("__prompts__")
         if sent is not None and sent.key == key:
             return
+        prompts = self.session.prompts(now)
         self._dispatch(lane, driver.show(prompts), {"__prompts__": _Sent(key, None)})
 
     def _dispatch(self, lane: _Lane, call: Any, pending: dict[str, _Sent]) -> None:

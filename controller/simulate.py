@@ -11,6 +11,7 @@ is what a room would send, fade plans included.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 from controller.clock import VirtualClock
 from controller.commands import Command
 from controller.config import RoomConfig
-from controller.room import Room, RoomDrivers
+from controller.room import Room, RoomDrivers, RoomUpdate
 from controller.scene import LoadedScene, Overlay
 from controller.session import SessionState
 from controller.site import build_room_drivers
@@ -146,23 +147,30 @@ async def _run(
 
     drivers = build_room_drivers(room_config, context_for)
     room = Room(room_config, {scene.id: scene}, drivers, clock=clock, overlays=overlays)
-    room.add_listener(lambda u: report.events.append(u.data) if u.kind == "event" else None)
+    changed = asyncio.Event()
+
+    def on_update(update: RoomUpdate) -> None:
+        if update.kind == "event":
+            report.events.append(update.data)
+        changed.set()
+
+    room.add_listener(on_update)
     await room.start(safe_state=False)
     t0 = clock.monotonic()
     await room.submit(Command("start", "sim-start", "simulate", {"scene": scene.id}))
     acked: set[str] = set()
     seq = 0
+    session = room.session
     while True:
-        session = room.session
         now = clock.monotonic()
-        if ack_after is not None:
-            for item in session.checkins.open_items():
-                if item.id not in acked and now - item.due_at >= ack_after:
-                    acked.add(item.id)
-                    seq += 1
-                    await room.submit(
-                        Command("ack", f"sim-ack-{seq}", "simulate", {"checkin": item.id})
-                    )
+        waiting = [i for i in session.checkins.open_items() if i.id not in acked]
+        for item in waiting:
+            if ack_after is not None and now - item.due_at >= ack_after:
+                acked.add(item.id)
+                seq += 1
+                await room.submit(
+                    Command("ack", f"sim-ack-{seq}", "simulate", {"checkin": item.id})
+                )
         if session.state == SessionState.HOLDING:
             run = session.run
             assert run is not None
@@ -170,7 +178,18 @@ async def _run(
                 break
             seq += 1
             await room.submit(Command("resume", f"sim-continue-{seq}", "simulate", {}))
-        await asyncio.sleep(1.0)
+            continue
+        # Sleep until the room reports something or the next simulated acknowledgement is due.
+        dues = [
+            i.due_at + ack_after
+            for i in session.checkins.open_items()
+            if ack_after is not None and i.id not in acked
+        ]
+        timeout = max(0.0, min(dues) - clock.monotonic()) if dues else None
+        changed.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await changed.wait()
     await asyncio.sleep(tail)
     assert session.run is not None
     report.length = session.run.timeline.length
