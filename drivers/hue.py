@@ -248,9 +248,10 @@ class HueLights:
             self._lost(HueUnreachable(f"Hue bridge at {self._opts.host} did not answer"))
 
     async def close(self) -> None:
-        for task in (self._sender, self._recovery):
-            if task is not None:
-                task.cancel()
+        tasks = [t for t in (self._sender, self._recovery) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._fail_all(DriverError(f"{self.name}: driver closed"))
         if self._link is not None:
             _release_link(self._opts.host, self._link)
@@ -300,13 +301,13 @@ class HueLights:
             await self._retry_fatal()
         if self._fatal is not None:
             raise HueUnauthorized(str(self._fatal))
-        if self._bridge is None:
-            raise DriverError(f"{self.name}: not started")
         if not self.health.available:
             raise HueUnreachable(
                 f"{self.name}: Hue bridge at {self._opts.host} is unreachable "
                 f"({self.health.error}); retrying in the background"
             )
+        if self._bridge is None:
+            raise DriverError(f"{self.name}: not started")
 
     # -- the sender ----------------------------------------------------------------------------
 
