@@ -7,7 +7,7 @@
     sessionctl demo                          # the demo room on mock drivers
 
 Feature modules add their own subcommands through ``register(subparsers)``; they are listed in
-``SUBCOMMAND_MODULES`` and imported only when present, so the core CLI starts fast.
+``SUBCOMMAND_MODULES`` and keep their heavy imports inside their handlers, so the CLI starts fast.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "controller.doctor",
     "controller.plot",
     "controller.export",
+    "drivers.hue_pairing",
 ]
 
 
@@ -101,13 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_schema)
 
     for module_name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(module_name).register(sub)
     return parser
 
 

@@ -48,7 +48,16 @@ Verb = Literal[
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_EXTEND = 4 * 3600.0
-MAX_REASON = 500
+# Why a session was ended before its minimum duration. Codes, not free text: a typed note could
+# carry patient data into the journal and the audit export (DESIGN.md §1.8).
+STOP_REASONS = {
+    "clinical-decision": "Clinical decision",
+    "patient-request": "Patient request",
+    "adverse-event": "Adverse event",
+    "transfer": "Transfer to other care",
+    "equipment-fault": "Equipment fault",
+    "other": "Other (see clinical record)",
+}
 
 
 class CommandError(ValueError):
@@ -161,11 +170,11 @@ def _check_args(verb: str, raw: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(override, bool):
             raise CommandError(f"{verb}: override must be true or false")
         reason = raw.get("reason")
-        if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
-            raise CommandError(f"{verb}: reason must be text of at most {MAX_REASON} characters")
+        if reason is not None and reason not in STOP_REASONS:
+            raise CommandError(f"{verb}: reason must be one of {', '.join(STOP_REASONS)}")
         args["override"] = override
         if reason:
-            args["reason"] = reason.strip()
+            args["reason"] = reason
     elif verb == "overlay":
         args["name"] = _name(verb, "name", raw["name"])
         if not isinstance(raw["on"], bool):

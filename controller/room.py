@@ -42,6 +42,8 @@ from drivers.base import (
 
 log = logging.getLogger("sessionctl.room")
 
+# Journal a running session at least this often (testing.md §6.1: a low-rate checkpoint).
+CHECKPOINT_EVERY = 10.0
 # A failed driver is tried again after this long, doubling up to the cap.
 RETRY_MIN, RETRY_MAX = 1.0, 30.0
 
@@ -152,6 +154,7 @@ class Room:
         self._closed = False
         self._lock = asyncio.Lock()
         self._safe: LightSetting | None = None
+        self._recorded_at = clock.monotonic()
         self._pending_chimes: list[str] = []
         self._chimes: set[asyncio.Future[bool]] = set()
         self.health_notes: dict[str, str] = {}
@@ -307,7 +310,7 @@ class Room:
             async with self._lock:
                 now = self.clock.monotonic()
                 events = self.session.advance(now)
-                if events:
+                if events or self._checkpoint_due(now):
                     self._record(events, None, None)
                 self._after(events, now)
                 deadline = self._next_deadline(now)
@@ -324,8 +327,19 @@ class Room:
                 if self.on_wake is not None and deadline is not None and deadline <= now + wait:
                     self.on_wake(max(0.0, self.clock.monotonic() - deadline))
 
+    def _checkpoint_due(self, now: float) -> bool:
+        """A running timeline is journalled every CHECKPOINT_EVERY seconds even without events,
+        so a reboot (which resumes at the last journalled offset) loses at most that much."""
+        return (
+            self.recorder is not None
+            and self.session.advancing
+            and now - self._recorded_at >= CHECKPOINT_EVERY
+        )
+
     def _next_deadline(self, now: float) -> float | None:
         times = [t for t in (self.session.next_deadline(now),) if t is not None]
+        if self.recorder is not None and self.session.advancing:
+            times.append(self._recorded_at + CHECKPOINT_EVERY)
         for lane in self._lanes.values():
             if lane.busy:
                 continue  # it wakes the loop itself when the call in flight finishes
@@ -349,6 +363,7 @@ class Room:
     ) -> None:
         if self.recorder is None:
             return
+        self._recorded_at = self.clock.monotonic()
         try:
             self.recorder.record(self, events, command=command, outcome=outcome)
         except Exception as exc:  # storage trouble must not stop the room (DESIGN.md §1.5)

@@ -46,6 +46,10 @@ class SessionState(StrEnum):
 
 ACTIVE = (SessionState.RUNNING, SessionState.PAUSED, SessionState.HOLDING)
 
+# Outcomes remembered for idempotency. Retries of a command come within seconds or minutes; the
+# bound keeps the journalled snapshot from growing for the life of the room.
+MAX_REMEMBERED_COMMANDS = 200
+
 
 @dataclass(frozen=True)
 class Result:
@@ -128,6 +132,11 @@ class Session:
         return any(
             self.overlays[name].freeze for name in self.active_overlays if name in self.overlays
         )
+
+    @property
+    def blending(self) -> bool:
+        """Whether an overlay is still fading in or out (actuation that pause does not stop)."""
+        return bool(self._blends) or self._music_blend is not None
 
     @property
     def advancing(self) -> bool:
@@ -289,6 +298,8 @@ class Session:
         except (Refused, CheckinRefused) as exc:
             outcome = Outcome(command.cmd_id, command.verb, False, str(exc), session=self.token)
         self._outcomes[command.cmd_id] = outcome
+        while len(self._outcomes) > MAX_REMEMBERED_COMMANDS:
+            del self._outcomes[next(iter(self._outcomes))]
         return Result(outcome, events)
 
     @property
@@ -639,7 +650,12 @@ class Session:
             return out
         offset = self.offset(now)
         span = run.timeline.phases[run.phase_index]
-        nxt = run.timeline.next_deadline(offset, run.phase_index) if self.state in ACTIVE else None
+        advancing_states = (SessionState.RUNNING, SessionState.PAUSED)
+        nxt = (
+            run.timeline.next_deadline(offset, run.phase_index)
+            if self.state in advancing_states
+            else None
+        )
         floor = run.scene.scene.min_duration
         out["session"] = {
             "token": run.token,
@@ -679,7 +695,9 @@ class Session:
                 else round(max(0.0, run.hold.limit - now), 3),
                 "final": run.phase_index == len(run.timeline.phases) - 1,
             },
-            "next": _describe_next(run.timeline, nxt, offset, run.phase_index),
+            "next": _describe_hold(run, now)
+            if self.state == SessionState.HOLDING
+            else _describe_next(run.timeline, nxt, offset, run.phase_index),
         }
         return out
 
@@ -831,6 +849,20 @@ def _prompt_dict(p: PromptView) -> dict[str, Any]:
         "escalates_in": None if p.escalates_in is None else round(p.escalates_in, 3),
         "responses": [{"code": c, "label": label} for c, label in p.responses],
     }
+
+
+def _describe_hold(run: _Run, now: float) -> dict[str, Any]:
+    if run.phase_index == len(run.timeline.phases) - 1:
+        return {"offset": None, "in": None, "what": "staff end the session when ready"}
+    upcoming = run.timeline.phases[run.phase_index + 1].phase.label
+    if run.hold is not None and run.hold.limit is not None:
+        left = max(0.0, run.hold.limit - now)
+        return {
+            "offset": None,
+            "in": round(left, 3),
+            "what": f"phase: {upcoming} (continues by itself, or when staff continue)",
+        }
+    return {"offset": None, "in": None, "what": f"phase: {upcoming}, when staff continue"}
 
 
 def _describe_next(

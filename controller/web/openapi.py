@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller import __version__
-from controller.commands import MAX_EXTEND, MAX_REASON, VERBS
+from controller.commands import MAX_EXTEND, STOP_REASONS, VERBS
 
 ID = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$"
 NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -25,7 +25,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
     "phase": {"type": ["string", "null"], "pattern": NAME},
     "seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_EXTEND},
     "override": {"type": "boolean"},
-    "reason": {"type": "string", "maxLength": MAX_REASON},
+    "reason": {"type": "string", "enum": list(STOP_REASONS)},
     "name": _NAME,
     "on": {"type": "boolean"},
     "checkin": _NAME,

@@ -109,7 +109,7 @@ def test_stop_before_min_duration_needs_override_and_reason(room: Driver) -> Non
     assert "minimum duration is 30m" in (refused.outcome.reason or "")
     no_reason = room.do("stop", 600, override=True)
     assert not no_reason.outcome.accepted and "needs a reason" in (no_reason.outcome.reason or "")
-    done = room.do("stop", 600, override=True, reason="transfer to ED")
+    done = room.do("stop", 600, override=True, reason="transfer")
     assert done.outcome.accepted and room.session.state == SessionState.ABORTED
 
 

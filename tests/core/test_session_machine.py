@@ -138,7 +138,7 @@ class SessionMachine(RuleBasedStateMachine):
     def extend(self, seconds: float) -> None:
         self._submit("extend", seconds=seconds)
 
-    @rule(override=st.booleans(), reason=st.sampled_from([None, "clinical decision"]))
+    @rule(override=st.booleans(), reason=st.sampled_from([None, "clinical-decision"]))
     def stop(self, override: bool, reason: str | None) -> None:
         args: dict[str, Any] = {"override": override}
         if reason:

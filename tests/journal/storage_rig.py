@@ -47,7 +47,7 @@ async def full(config_path: Path, mount: Path) -> dict[str, Any]:
     out["notes_full"] = dict(room.health_notes)
     out["state_full"] = room.state.value
     out["offset_full"] = room.session.offset(CLOCK.monotonic())
-    await room.submit(cmd("stop", override=True, reason="test"))
+    await room.submit(cmd("stop", override=True, reason="other"))
     out["start_refused"] = not (await room.submit(cmd("start", scene="arc"))).accepted
     await asyncio.sleep(1)
     out["offset_later"] = room.session.offset(CLOCK.monotonic()) + 1
@@ -81,7 +81,7 @@ async def readonly(config_path: Path, mount: Path) -> dict[str, Any]:
     out["expected_offset"] = 10.0
     out["restart_notes"] = dict(room.health_notes)
     out["restart_aside"] = [str(p) for p in again.extras["journal"].moved_aside]
-    await room.submit(cmd("stop", override=True, reason="test"))
+    await room.submit(cmd("stop", override=True, reason="other"))
     out["restart_start_refused"] = not (await room.submit(cmd("start", scene="arc"))).accepted
     await again.close()
     return out

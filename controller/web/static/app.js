@@ -791,6 +791,8 @@ function renderNext(view, dt, elapsed) {
       el("span", { class: "num", text: clock(Math.max(0, s.next.in - dt)) }),
       last ? "; then it holds until staff end the session." : "; then it holds until staff continue.",
     );
+  } else if (s.next && s.next.in === null) {
+    next.replaceChildren("Next: ", el("strong", { text: s.next.what }));
   } else if (s.next) {
     next.replaceChildren(
       "Next: ",
@@ -944,7 +946,8 @@ function askEnd() {
     : `End ${s.scene_name} now. The room goes to its resting light.`;
   $("dlg-end-ok").textContent = early ? "End early (override)" : "End session";
   confirmDialog($("dlg-end"), () => {
-    const args = early ? { override: true, reason: reason.value.trim() } : {};
+    // A reason code, never free text: the audit log must not hold patient details.
+    const args = early ? { override: true, reason: reason.value } : {};
     command("stop", "stop", args, { label: "End session" });
   });
 }
