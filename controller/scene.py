@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,6 +25,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     WithJsonSchema,
     model_validator,
 )
@@ -39,8 +40,14 @@ from controller.units import (
     kelvin_to_mired,
     parse_duration,
 )
-from controller.validation import did_you_mean, field_names, validate_document
-from controller.yamlsafe import SourceError, SourceErrors, YamlDocument, load_yaml
+from controller.validation import did_you_mean, errors_from, field_names, validate_document
+from controller.yamlsafe import (
+    SourceError,
+    SourceErrors,
+    YamlDocument,
+    load_yaml,
+    load_yaml_lenient,
+)
 
 SCHEMA_COMMENT = "# yaml-language-server: $schema=./scene.schema.json"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -83,7 +90,7 @@ RoleList = Annotated[list[Name], BeforeValidator(_one_or_many), Field(min_length
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
 
 
 class _LightFields(_Strict):
@@ -353,59 +360,109 @@ def parse_scene(
 ) -> LoadedScene:
     """Load and check one scene file's text; raise SourceErrors listing every problem."""
     raw = text.encode() if isinstance(text, str) else text
-    doc = load_yaml(raw, file)
-    if doc.data is None:
-        raise SourceErrors(
-            [
+    doc = load_yaml_lenient(raw, file)
+    errors = list(doc.problems)
+    if not isinstance(doc.data, dict):
+        if doc.data is None and not errors:
+            errors.append(
                 SourceError(
                     file, 1, 1, "empty scene file; expected a mapping with name, roles and phases"
                 )
-            ]
-        )
-    if not isinstance(doc.data, dict):
-        raise SourceErrors(
-            [doc.error((), "a scene file must be a mapping with name, roles and phases")]
-        )
-    scene = validate_document(Scene, doc, vocabulary=scene_vocabulary())
+            )
+        elif doc.data is not None:
+            errors.append(
+                doc.error((), "a scene file must be a mapping with name, roles and phases")
+            )
+        raise SourceErrors(errors)
+    scene: Scene | None = None
+    try:
+        scene = Scene.model_validate(doc.data)
+    except ValidationError as exc:
+        errors += errors_from(exc, doc, scene_vocabulary(), model=Scene)
+    # The cross-file checks run on the raw document, so they still report unknown roles,
+    # overlaps and duplicate ids in the parts of a file that failed validation.
+    overlay_names = {"panic", *(shared_overlays or {}), *_keys(doc.data.get("overlays"))}
+    errors += check_document(doc, overlay_names, set(playlists) if playlists is not None else None)
+    if errors or scene is None:
+        raise SourceErrors(sorted(set(errors)))
     overlays: dict[str, Overlay] = {"panic": BUILTIN_PANIC}
     overlays.update(shared_overlays or {})
     overlays.update(scene.overlays)
-    errors = check_scene(scene, doc, overlays, set(playlists) if playlists is not None else None)
-    if errors:
-        raise SourceErrors(errors)
     ident = scene_id or Path(file).stem
     digest = hashlib.sha256(raw).hexdigest()[:16]
     return LoadedScene(ident, scene, overlays, Path(file), digest)
 
 
-def check_scene(
-    scene: Scene,
-    doc: YamlDocument,
-    overlays: Mapping[str, Overlay],
-    playlists: set[str] | None,
+# -- checks that need the whole file -----------------------------------------------------
+# They read the loaded YAML rather than the validated models and skip any value of the wrong
+# type (validation reports those), so they also run on a file that failed validation.
+
+
+def _keys(value: Any) -> list[str]:
+    return [k for k in value if isinstance(k, str)] if isinstance(value, dict) else []
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        return _duration(value)
+    except ValueError:
+        return None
+
+
+def _names(value: Any, path: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
+    """``roles: ambient`` or ``roles: [ambient, accent]`` as (path, name) pairs."""
+    if isinstance(value, str):
+        return [(path, value)]
+    return [((*path, i), v) for i, v in enumerate(_items(value)) if isinstance(v, str)]
+
+
+def _phase_length(phase: dict[str, Any]) -> float | None:
+    if "duration" in phase:
+        return _seconds(phase["duration"])
+    if "min" in phase:
+        return _seconds(phase["min"])
+    return 0.0 if phase.get("hold") is True else None
+
+
+def check_document(
+    doc: YamlDocument, overlays: Collection[str], playlists: set[str] | None
 ) -> list[SourceError]:
-    """Checks that need the whole scene: references, offsets, overlaps, unique ids."""
+    """References, offsets, overlaps and unique ids across a scene file."""
+    data = _mapping(doc.data)
     errors: list[SourceError] = []
-    roles = set(scene.roles)
-    phase_ids: dict[str, int] = {}
+    roles = set(_keys(data["roles"])) if isinstance(data.get("roles"), dict) else None
+    phase_ids: set[str] = set()
     checkin_ids: dict[str, tuple[int, int]] = {}
-    for pi, phase in enumerate(scene.phases):
+    for pi, phase in enumerate(_items(data.get("phases"))):
+        if not isinstance(phase, dict):
+            continue
         base = ("phases", pi)
-        if phase.id in phase_ids:
-            errors.append(doc.error((*base, "id"), f"phase id {phase.id!r} is used twice"))
-        phase_ids[phase.id] = pi
+        phase_id = phase.get("id")
+        if isinstance(phase_id, str):
+            if phase_id in phase_ids:
+                errors.append(doc.error((*base, "id"), f"phase id {phase_id!r} is used twice"))
+            phase_ids.add(phase_id)
         errors += _check_cues(phase, base, doc, roles, playlists, overlays, checkin_ids)
-    for name, overlay in scene.overlays.items():
+    for name, overlay in _mapping(data.get("overlays")).items():
         path = ("overlays", name)
-        if overlay.lights and overlay.lights.roles != "all":
-            for ri, role in enumerate(overlay.lights.roles):
+        overlay = _mapping(overlay)
+        lights = _mapping(overlay.get("lights"))
+        if roles is not None and lights.get("roles", "all") != "all":
+            for where, role in _names(lights.get("roles"), (*path, "lights", "roles")):
                 if role not in roles:
-                    errors.append(
-                        _unknown(doc, (*path, "lights", "roles", ri), "role", role, roles)
-                    )
-        if overlay.on_release and overlay.on_release not in overlays:
+                    errors.append(_unknown(doc, where, "role", role, roles))
+        on_release = overlay.get("on_release")
+        if isinstance(on_release, str) and on_release not in overlays:
             errors.append(
-                _unknown(doc, (*path, "on_release"), "overlay", overlay.on_release, set(overlays))
+                _unknown(doc, (*path, "on_release"), "overlay", on_release, set(overlays))
             )
     return errors
 
@@ -419,95 +476,112 @@ def _unknown(
 
 
 def _check_cues(
-    phase: Phase,
+    phase: dict[str, Any],
     base: tuple[Any, ...],
     doc: YamlDocument,
-    roles: set[str],
+    roles: set[str] | None,
     playlists: set[str] | None,
-    overlays: Mapping[str, Overlay],
+    overlays: Collection[str],
     checkin_ids: dict[str, tuple[int, int]],
 ) -> list[SourceError]:
     errors: list[SourceError] = []
-    length = phase.length
+    length = _phase_length(phase)
+    phase_id = phase.get("id") if isinstance(phase.get("id"), str) else f"#{base[-1] + 1}"
     busy: dict[str, list[tuple[float, float, int]]] = {}
-    for ci, cue in enumerate(phase.cues):
+    for ci, cue in enumerate(_items(phase.get("cues"))):
+        if not isinstance(cue, dict):
+            continue
         path = (*base, "cues", ci)
-        if cue.at > length:
+        at = _seconds(cue.get("at"))
+        if at is not None and length is not None and at > length:
             errors.append(
                 doc.error(
                     (*path, "at"),
                     (
-                        f"cue at {format_duration(cue.at)} lies past the end of phase {phase.id!r} "
+                        f"cue at {format_duration(at)} lies past the end of phase {phase_id!r} "
                         f"({format_duration(length)}); move it into the phase or lengthen the phase"
                     ),
                 )
             )
         channels: list[tuple[str, float]] = []
-        if cue.lights:
-            for ri, role in enumerate(cue.lights.roles):
-                if role not in roles:
-                    errors.append(
-                        _unknown(doc, (*path, "lights", "roles", ri), "role", role, roles)
-                    )
-                channels.append((f"role {role!r}", cue.lights.fade))
-        if cue.music:
-            if playlists is not None and cue.music.play and cue.music.play not in playlists:
-                errors.append(
-                    _unknown(doc, (*path, "music", "play"), "playlist", cue.music.play, playlists)
-                )
-            channels.append(("music", cue.music.fade))
-        if cue.checkin:
-            errors += _check_checkin(cue.checkin, path, doc, overlays, checkin_ids)
+        lights = cue.get("lights")
+        if isinstance(lights, dict):
+            for where, role in _names(lights.get("roles"), (*path, "lights", "roles")):
+                if roles is not None and role not in roles:
+                    errors.append(_unknown(doc, where, "role", role, roles))
+                channels.append((f"role {role!r}", _seconds(lights.get("fade", 0)) or 0.0))
+        music = cue.get("music")
+        if isinstance(music, dict):
+            play = music.get("play")
+            if playlists is not None and isinstance(play, str) and play not in playlists:
+                errors.append(_unknown(doc, (*path, "music", "play"), "playlist", play, playlists))
+            channels.append(("music", _seconds(music.get("fade", 0)) or 0.0))
+        checkin = cue.get("checkin")
+        if isinstance(checkin, dict):
+            errors += _check_checkin(checkin, path, doc, overlays, checkin_ids)
+        if at is None:
+            continue
         for channel, fade in channels:
-            for start, end, other in busy.get(channel, []):
-                if start <= cue.at < end or cue.at == start:
-                    line = doc.position((*base, "cues", other))[0]
-                    errors.append(
-                        doc.error(
-                            (*path, "at"),
-                            (
-                                f"cue at {format_duration(cue.at)} overlaps the cue on line {line} "
-                                f"for "
-                                f"{channel} (at {format_duration(start)}, fading until "
-                                f"{format_duration(end)}); move one of them or shorten the fade"
-                            ),
-                        )
-                    )
-            busy.setdefault(channel, []).append((cue.at, cue.at + fade, ci))
+            errors += _overlaps(doc, base, path, channel, at, busy.get(channel, []))
+            busy.setdefault(channel, []).append((at, at + fade, ci))
+    return errors
+
+
+def _overlaps(
+    doc: YamlDocument,
+    base: tuple[Any, ...],
+    path: tuple[Any, ...],
+    channel: str,
+    at: float,
+    earlier: list[tuple[float, float, int]],
+) -> list[SourceError]:
+    errors: list[SourceError] = []
+    for start, end, other in earlier:
+        line = doc.position((*base, "cues", other))[0]
+        if at == start:
+            message = (
+                f"cue at {format_duration(at)} sets {channel} at the same time as the cue on "
+                f"line {line}; merge them or move one"
+            )
+        elif start < at < end:
+            message = (
+                f"cue at {format_duration(at)} overlaps the cue on line {line} for {channel} "
+                f"(at {format_duration(start)}, fading until {format_duration(end)}); move one "
+                "of them or shorten the fade"
+            )
+        else:
+            continue
+        errors.append(doc.error((*path, "at"), message))
     return errors
 
 
 def _check_checkin(
-    checkin: CheckinCue,
+    checkin: dict[str, Any],
     path: tuple[Any, ...],
     doc: YamlDocument,
-    overlays: Mapping[str, Overlay],
+    overlays: Collection[str],
     checkin_ids: dict[str, tuple[int, int]],
 ) -> list[SourceError]:
     errors: list[SourceError] = []
     id_path = (*path, "checkin", "id")
-    if checkin.id in checkin_ids:
-        line = checkin_ids[checkin.id][0]
-        errors.append(
-            doc.error(
-                id_path,
-                f"check-in id {checkin.id!r} is already used on line "
-                f"{line}; each check-in needs its own id",
-            )
-        )
-    else:
-        checkin_ids[checkin.id] = doc.position(id_path)
-    for ri, option in enumerate(checkin.responses):
-        if option.overlay and option.overlay not in overlays:
+    checkin_id = checkin.get("id")
+    if isinstance(checkin_id, str):
+        if checkin_id in checkin_ids:
+            line = checkin_ids[checkin_id][0]
             errors.append(
-                _unknown(
-                    doc,
-                    (*path, "checkin", "responses", ri, "overlay"),
-                    "overlay",
-                    option.overlay,
-                    set(overlays),
+                doc.error(
+                    id_path,
+                    f"check-in id {checkin_id!r} is already used on line "
+                    f"{line}; each check-in needs its own id",
                 )
             )
+        else:
+            checkin_ids[checkin_id] = doc.position(id_path)
+    for ri, option in enumerate(_items(checkin.get("responses"))):
+        overlay = _mapping(option).get("overlay")
+        if isinstance(overlay, str) and overlay not in overlays:
+            where = (*path, "checkin", "responses", ri, "overlay")
+            errors.append(_unknown(doc, where, "overlay", overlay, set(overlays)))
     return errors
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 KELVIN_MIN, KELVIN_MAX = 2000, 6500
@@ -30,19 +31,25 @@ def parse_duration(value: str | int | float) -> float:
     if isinstance(value, bool):
         raise DurationError("expected a duration like 90s, 5m or 1h30m, not a boolean")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise DurationError(f"duration {value} is not a finite number of seconds")
         if value < 0:
             raise DurationError(f"duration {value} is negative")
         return float(value)
     text = value.strip().replace(" ", "")
+    shown = repr(value if len(value) <= 40 else value[:37] + "...")
     if text.startswith("-"):
-        raise DurationError(f"duration {value!r} is negative")
+        raise DurationError(f"duration {shown} is negative")
     match = _DURATION.match(text)
     if not text or match is None or not any(match.groupdict().values()):
-        raise DurationError(f"{value!r} is not a duration; write it like 90s, 5m, 1h30m or 2m30s")
+        raise DurationError(f"{shown} is not a duration; write it like 90s, 5m, 1h30m or 2m30s")
     hours = float(match["h"] or 0)
     minutes = float(match["m"] or 0)
     seconds = float(match["s"] or 0)
-    return hours * 3600 + minutes * 60 + seconds
+    total = hours * 3600 + minutes * 60 + seconds
+    if not math.isfinite(total):
+        raise DurationError(f"{shown} is too long to be a duration")
+    return total
 
 
 def format_duration(seconds: float) -> str:

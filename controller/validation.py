@@ -7,7 +7,9 @@ scene = validate_document(Scene, doc)      # raises SourceErrors listing every p
 from __future__ import annotations
 
 import difflib
-from typing import Any, TypeVar
+import types
+import typing
+from typing import Annotated, Any, TypeVar, Union
 
 from pydantic import BaseModel, ValidationError
 
@@ -24,15 +26,36 @@ def validate_document(
         return model.model_validate(doc.data)
     except ValidationError as exc:
         words = vocabulary if vocabulary is not None else field_names(model)
-        raise SourceErrors(errors_from(exc, doc, words)) from None
+        raise SourceErrors(errors_from(exc, doc, words, model=model)) from None
 
 
-def errors_from(exc: ValidationError, doc: YamlDocument, vocabulary: set[str]) -> list[SourceError]:
+def errors_from(
+    exc: ValidationError,
+    doc: YamlDocument,
+    vocabulary: set[str],
+    *,
+    model: type[BaseModel] | None = None,
+    prefix: tuple[Any, ...] = (),
+) -> list[SourceError]:
+    """Source errors for a validation error of the value at ``prefix`` in ``doc``.
+
+    Unknown keys are matched against the keys allowed where they appear (when ``model`` is
+    given), falling back to ``vocabulary``. Errors about values the YAML loader already
+    reported and dropped (``doc.damaged``) are left out.
+    """
     out: list[SourceError] = []
     seen: set[tuple[int, int, str]] = set()
     for err in exc.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
-        message = _message(err, loc, vocabulary)
+        loc = (*prefix, *(p for p in err["loc"] if not _is_union_tag(p)))
+        if doc.is_damaged(loc):
+            continue
+        if err["type"] in _WHOLE_VALUE_CHECKS and doc.holds_damage(loc):
+            # e.g. "nothing to change" because the level the loader dropped is missing.
+            continue
+        words = vocabulary
+        if err["type"] == "extra_forbidden" and model is not None:
+            words = keys_at(model, loc[len(prefix) : -1]) or vocabulary
+        message = _message(err, loc, words)
         is_key = err["type"] == "extra_forbidden"
         source = doc.error(loc, message, key=is_key)
         ident = (source.line, source.column, source.message)
@@ -40,6 +63,10 @@ def errors_from(exc: ValidationError, doc: YamlDocument, vocabulary: set[str]) -
             seen.add(ident)
             out.append(source)
     return out
+
+
+# Checks across a whole mapping (model validators), which a dropped value can trip falsely.
+_WHOLE_VALUE_CHECKS = {"value_error", "assertion_error"}
 
 
 def _is_union_tag(part: Any) -> bool:
@@ -60,6 +87,8 @@ def _message(err: Any, loc: tuple[Any, ...], vocabulary: set[str]) -> str:
     if kind == "extra_forbidden":
         key = str(loc[-1]) if loc else "?"
         hint = did_you_mean(key, vocabulary)
+        if not hint and len(vocabulary) <= 12:
+            hint = f" (expected one of: {', '.join(sorted(vocabulary))})"
         return f"unknown key {key!r}{hint}"
     if kind == "missing":
         return f"{where}: required, but missing"
@@ -67,6 +96,8 @@ def _message(err: Any, loc: tuple[Any, ...], vocabulary: set[str]) -> str:
         return f"{where}: expected a mapping of keys to values"
     if kind == "list_type":
         return f"{where}: expected a list"
+    if kind == "too_short" and err.get("ctx", {}).get("min_length") == 1:
+        return f"{where}: must not be empty"
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
@@ -75,10 +106,77 @@ def _message(err: Any, loc: tuple[Any, ...], vocabulary: set[str]) -> str:
     return f"{where}: {msg[:1].lower() + msg[1:]}"
 
 
+# Words people reach for that are spelled differently here; suggested only where allowed.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "colour": ("kelvin", "mired", "xy"),
+    "color": ("kelvin", "mired", "xy"),
+    "temperature": ("kelvin", "mired"),
+    "ct": ("mired", "kelvin"),
+    "cct": ("kelvin", "mired"),
+    "brightness": ("level",),
+    "bri": ("level",),
+    "dim": ("level",),
+    "transition": ("fade",),
+    "playlist": ("play",),
+    "offset": ("at",),
+    "time": ("at",),
+    "start": ("at",),
+    "length": ("duration", "min"),
+    "name": ("id", "title"),
+}
+
+
 def did_you_mean(word: str, vocabulary: set[str] | list[str]) -> str:
     """``"; did you mean 'level'?"`` when a known word is close, otherwise ``""``."""
-    close = difflib.get_close_matches(word, sorted(vocabulary), n=1, cutoff=0.6)
+    known = sorted(set(vocabulary) - {word})
+    synonyms = [w for w in SYNONYMS.get(word.lower(), ()) if w in known]
+    if synonyms:
+        quoted = [repr(w) for w in synonyms]
+        listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+        return f"; did you mean {listed}?"
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> set[str]:
+    """The keys allowed in the mapping at ``loc`` inside ``model`` (empty if unknown)."""
+    current: list[Any] = _concrete(model)
+    for part in loc:
+        current = [t for item in current for t in _step(item, part)]
+        if not current:
+            return set()
+    names: set[str] = set()
+    for item in current:
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            names |= {info.alias or name for name, info in item.model_fields.items()}
+    return names
+
+
+def _concrete(annotation: Any) -> list[Any]:
+    """The types an annotation may stand for, without Annotated, Optional and unions."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _concrete(typing.get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return [t for arg in typing.get_args(annotation) for t in _concrete(arg)]
+    return [annotation]
+
+
+def _step(item: Any, part: Any) -> list[Any]:
+    if isinstance(item, type) and issubclass(item, BaseModel):
+        for name, info in item.model_fields.items():
+            if part in (name, info.alias):
+                return _concrete(info.annotation)
+        return []
+    origin = typing.get_origin(item)
+    args = typing.get_args(item)
+    if origin in (list, set, frozenset) and isinstance(part, int) and args:
+        return _concrete(args[0])
+    if origin is tuple and isinstance(part, int) and args:
+        return _concrete(args[min(part, len(args) - 1)])
+    if origin is dict and isinstance(part, str) and len(args) == 2:
+        return _concrete(args[1])
+    return []
 
 
 def field_names(model: type[BaseModel], _seen: set[type[BaseModel]] | None = None) -> set[str]:

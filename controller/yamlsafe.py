@@ -53,6 +53,18 @@ class YamlDocument:
     data: Any
     positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    # Problems found after parsing (duplicate keys, tags...) and the paths whose values were
+    # dropped because of them, so schema errors about those paths are not reported twice.
+    problems: list[SourceError] = field(default_factory=list)
+    damaged: set[Path_] = field(default_factory=set)
+
+    def is_damaged(self, path: Path_) -> bool:
+        """True if ``path`` or one of its ancestors lost its value to a structural problem."""
+        return any(path[:i] in self.damaged for i in range(len(path) + 1))
+
+    def holds_damage(self, path: Path_) -> bool:
+        """True if a value inside ``path`` (or ``path`` itself) was dropped."""
+        return any(d[: len(path)] == path for d in self.damaged)
 
     def position(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
         """Line and column (1-based) of the value at ``path``, or of its nearest ancestor."""
@@ -101,9 +113,19 @@ def _mark(node_or_mark: Any) -> tuple[int, int]:
 
 def load_yaml(text: str | bytes, file: str) -> YamlDocument:
     """Parse one YAML document strictly; raise :class:`SourceErrors` on any problem."""
-    if isinstance(text, bytes):
-        text = _decode(text, file)
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+    doc = load_yaml_lenient(text, file)
+    if doc.problems:
+        raise SourceErrors(doc.problems)
+    return doc
+
+
+def load_yaml_lenient(text: str | bytes, file: str) -> YamlDocument:
+    """Like :func:`load_yaml`, but problems found after parsing (duplicate keys, tags, keys
+    that are not text, nesting too deep) are returned in ``doc.problems`` with the offending
+    values left out, so a caller can validate the rest and report every error at once.
+    Syntax errors still raise :class:`SourceErrors`."""
+    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
         raise SourceErrors(
             [
                 SourceError(
@@ -115,11 +137,26 @@ def load_yaml(text: str | bytes, file: str) -> YamlDocument:
                 )
             ]
         )
-    loader = _StrictLoader(text)
+    if isinstance(text, bytes):
+        text = _decode(text, file)
+    node = _compose(text, file)
+    doc = YamlDocument(file=file, data=None)
+    if node is not None:
+        doc.data = _build(node, (), doc, _StrictLoader(""), doc.problems, 0)
+    return doc
+
+
+def _compose(text: str, file: str) -> Node | None:
     old_limit = sys.getrecursionlimit()
+    loader: _StrictLoader | None = None
     try:
         sys.setrecursionlimit(max(old_limit, 4000))
-        node = loader.get_single_node()
+        loader = _StrictLoader(text)
+        node: Node | None = loader.get_single_node()
+        return node
+    except yaml.reader.ReaderError as exc:
+        line, column = _text_position(text, exc.position)
+        raise SourceErrors([SourceError(file, line, column, _bad_character(exc))]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = _mark(mark) if mark else (1, 1)
@@ -128,20 +165,26 @@ def load_yaml(text: str | bytes, file: str) -> YamlDocument:
             problem = "only one YAML document is allowed (remove the second '---')"
         raise SourceErrors([SourceError(file, line, column, _plain(problem))]) from None
     except yaml.YAMLError as exc:
-        raise SourceErrors([SourceError(file, 1, 1, f"invalid YAML: {exc}")]) from None
+        first = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        raise SourceErrors([SourceError(file, 1, 1, f"invalid YAML: {first}")]) from None
     except RecursionError:
         raise SourceErrors([SourceError(file, 1, 1, "nesting is too deep")]) from None
     finally:
         sys.setrecursionlimit(old_limit)
-        loader.dispose()
-    doc = YamlDocument(file=file, data=None)
-    if node is None:
-        return doc
-    errors: list[SourceError] = []
-    doc.data = _build(node, (), doc, loader, errors, 0)
-    if errors:
-        raise SourceErrors(errors)
-    return doc
+        if loader is not None:
+            loader.dispose()
+
+
+def _text_position(text: str, index: int) -> tuple[int, int]:
+    before = text[:index]
+    return before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
+
+
+def _bad_character(exc: yaml.reader.ReaderError) -> str:
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or " ")
+    if code == 0:
+        return "NUL byte (U+0000) in the file; is this a binary file?"
+    return f"control character U+{code:04X} is not allowed in YAML; is this a text file?"
 
 
 def _decode(raw: bytes, file: str) -> str:
@@ -156,6 +199,18 @@ def _decode(raw: bytes, file: str) -> str:
         raise SourceErrors(
             [SourceError(file, line, column, "not UTF-8 text; is this a YAML file?")]
         ) from None
+
+
+# Tags the implicit resolver produces; any other tag was written explicitly in the file.
+_PLAIN_TAGS = {
+    "tag:yaml.org,2002:" + name
+    for name in ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")
+}
+_VALUE_TAG = "tag:yaml.org,2002:value"
+
+
+def _shown_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:") else tag
 
 
 def _plain(problem: str) -> str:
@@ -177,15 +232,30 @@ def _build(
     doc.positions[path] = _mark(node)
     if depth > MAX_DEPTH:
         errors.append(SourceError(doc.file, *_mark(node), "nesting is too deep"))
+        doc.damaged.add(path)
+        return None
+    if node.tag == _VALUE_TAG:
+        # A bare `=` is YAML 1.1's "value" key; here it can only mean the text "=".
+        return str(node.value)
+    if node.tag not in _PLAIN_TAGS:
+        errors.append(
+            SourceError(
+                doc.file,
+                *_mark(node),
+                f"tag {_shown_tag(node.tag)} is not allowed; write a plain value",
+            )
+        )
+        doc.damaged.add(path)
         return None
     if isinstance(node, ScalarNode):
-        if node.tag and node.tag.startswith("!") and not node.tag.startswith("!!"):
-            errors.append(SourceError(doc.file, *_mark(node), f"tag {node.tag} is not allowed"))
-            return None
         try:
             return loader.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            errors.append(SourceError(doc.file, *_mark(node), f"bad value: {exc}"))
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            reason = str(exc).splitlines()[0]
+            if "digits" in reason:
+                reason = "the number has too many digits"
+            errors.append(SourceError(doc.file, *_mark(node), f"cannot read this value: {reason}"))
+            doc.damaged.add(path)
             return None
     if isinstance(node, SequenceNode):
         return [
@@ -195,6 +265,7 @@ def _build(
     if isinstance(node, MappingNode):
         return _build_mapping(node, path, doc, loader, errors, depth)
     errors.append(SourceError(doc.file, *_mark(node), "unsupported YAML node"))
+    doc.damaged.add(path)
     return None
 
 
@@ -219,13 +290,21 @@ def _build_mapping(
             key_node = ScalarNode(
                 "tag:yaml.org,2002:str", key_node.value, key_node.start_mark, key_node.end_mark
             )
-        if not isinstance(key_node, ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
-            shown = key_node.value if isinstance(key_node, ScalarNode) else "a collection"
+        if not isinstance(key_node, ScalarNode):
             errors.append(
                 SourceError(
                     doc.file,
                     *_mark(key_node),
-                    f"key {shown!r} is not a plain name; keys must be text (quote it)",
+                    "a list or mapping cannot be a key; keys must be plain names",
+                )
+            )
+            continue
+        if key_node.tag != "tag:yaml.org,2002:str":
+            errors.append(
+                SourceError(
+                    doc.file,
+                    *_mark(key_node),
+                    f"key {key_node.value!r} is not a plain name; keys must be text (quote it)",
                 )
             )
             continue
