@@ -7,6 +7,7 @@ scene = validate_document(Scene, doc)      # raises SourceErrors listing every p
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Annotated, Any, TypeVar, Union
@@ -65,6 +66,9 @@ def errors_from(
     return out
 
 
+# The pattern of ids and names in scene and config files (see controller.scene.NAME_PATTERN).
+_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
 # Checks across a whole mapping (model validators), which a dropped value can trip falsely.
 _WHOLE_VALUE_CHECKS = {"value_error", "assertion_error"}
 
@@ -98,7 +102,20 @@ def _message(err: Any, loc: tuple[Any, ...], vocabulary: set[str]) -> str:
         return f"{where}: expected a list"
     if kind == "too_short" and err.get("ctx", {}).get("min_length") == 1:
         return f"{where}: must not be empty"
+    if kind == "string_type" and isinstance(err.get("input"), bool):
+        return (
+            f"{where}: expected text, but YAML read a bare yes/no/on/off/true/false as "
+            "a boolean; put it in quotes"
+        )
+    if kind == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == _NAME:
+        return (
+            f"{where}: {err.get('input')!r} is not a valid name; use lower-case letters, "
+            "digits, '-' and '_', starting with a letter or digit"
+        )
     msg = str(err["msg"])
+    if kind == "literal_error" and isinstance(err.get("input"), str):
+        choices = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+        msg += did_you_mean(err["input"], choices)
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     elif msg.startswith("Assertion failed, "):

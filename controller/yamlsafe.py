@@ -216,6 +216,11 @@ def _shown_tag(tag: str) -> str:
 def _plain(problem: str) -> str:
     if "found character '\\t'" in problem:
         return "tab characters cannot indent YAML; use spaces"
+    if problem == "mapping values are not allowed here":
+        return (
+            "mapping values are not allowed here; check this line's indentation, "
+            "or quote a value that contains ': '"
+        )
     if "special characters are not allowed" in problem:
         return "control characters are not allowed; is this a text file?"
     return problem
