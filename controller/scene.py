@@ -70,7 +70,10 @@ Duration = Annotated[
         {
             "anyOf": [
                 {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": r"^(\d+(\.\d+)?h)?(\d+(\.\d+)?m)?(\d+(\.\d+)?s)?$"},
+                {
+                    "type": "string",
+                    "pattern": r"^(?=\d)(\d+(\.\d+)?h)?(\d+(\.\d+)?m)?(\d+(\.\d+)?s)?$",
+                },
             ],
             "description": "Seconds, or a duration such as 90s, 5m, 1h30m, 2m30s",
         }

@@ -59,7 +59,15 @@ def test_validate_prints_the_errors_and_exits_1(
 def test_validate_subprocess_reports_every_file_at_once() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "controller.cli", "validate", "--playlists", str(PLAYLISTS_DIR), "."],
+        [
+            sys.executable,
+            "-m",
+            "controller.cli",
+            "validate",
+            "--playlists",
+            str(PLAYLISTS_DIR),
+            ".",
+        ],
         cwd=BAD_DIR,
         env=env,
         capture_output=True,
@@ -117,7 +125,9 @@ def test_cross_reference_checks_run_inside_an_invalid_phase() -> None:
     ]
 
 
-def test_a_10_mb_file_is_refused_quickly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_10_mb_file_is_refused_quickly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     big = tmp_path / "huge.yaml"
     line = b"# " + b"x" * 1021 + b"\n"
     big.write_bytes(b"name: Huge\n" + line * (10 * 1024))
