@@ -117,8 +117,16 @@ class RoomBus:
             self.link.publish_nowait(f"{self.base}/event", to_json(update.data), qos=1)
             return
         self._latest = update.data
-        if self._state_task is None or self._state_task.done():
-            self._state_task = asyncio.ensure_future(self._state_soon())
+        if self._state_task is not None and not self._state_task.done():
+            return  # a rate-limited publish is pending; it will send the latest view
+        now = asyncio.get_running_loop().time()
+        if now - self._last_state_at >= self.interval:
+            # Queue it now, ahead of the command's reply: watchers see the change first.
+            self._last_state_at = now
+            self._latest = None
+            self.link.publish_nowait(self.state_topic, to_json(update.data), qos=1, retain=True)
+            return
+        self._state_task = asyncio.ensure_future(self._state_soon())
 
     async def _state_soon(self) -> None:
         loop = asyncio.get_running_loop()
