@@ -85,7 +85,7 @@ class CheckinBook:
         return [
             Event(
                 "checkin_due",
-                {"checkin": cue.id, "kind": cue.kind, "priority": cue.priority, "chime": cue.chime},
+                {"checkin": cue.id, "prompt": cue.kind, "priority": cue.priority, "chime": cue.chime},
             )
         ]
 

@@ -18,4 +18,5 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **self.data}
+        # The event's own kind wins over any "kind" a payload might carry.
+        return {**self.data, "kind": self.kind}

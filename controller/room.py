@@ -351,7 +351,7 @@ class Room:
     def _after(self, events: Sequence[Event], now: float) -> None:
         for event in events:
             if event.kind == "checkin_due" and event.data.get("chime"):
-                self._pending_chimes.append(str(event.data.get("kind", "checkin")))
+                self._pending_chimes.append(str(event.data.get("prompt", "checkin")))
         self._actuate(now)
         for event in events:
             self._emit_event(event)
