@@ -85,7 +85,12 @@ class CheckinBook:
         return [
             Event(
                 "checkin_due",
-                {"checkin": cue.id, "prompt": cue.kind, "priority": cue.priority, "chime": cue.chime},
+                {
+                    "checkin": cue.id,
+                    "prompt": cue.kind,
+                    "priority": cue.priority,
+                    "chime": cue.chime,
+                },
             )
         ]
 

@@ -307,6 +307,11 @@ class Scene(_Strict):
     min_duration: Duration | None = Field(
         None, description="Staff cannot end the session earlier without an override and a reason"
     )
+    min_duration_from: Name | None = Field(
+        None,
+        description="Count min_duration from the start of this phase (e.g. the first Spravato "
+        "device) instead of from the start of the session",
+    )
     phases: list[Phase] = Field(min_length=1)
     overlays: dict[Name, Overlay] = Field(default_factory=dict)
 
@@ -454,6 +459,11 @@ def check_document(
                 errors.append(doc.error((*base, "id"), f"phase id {phase_id!r} is used twice"))
             phase_ids.add(phase_id)
         errors += _check_cues(phase, base, doc, roles, playlists, overlays, checkin_ids)
+    floor_from = data.get("min_duration_from")
+    if isinstance(floor_from, str) and floor_from not in phase_ids:
+        errors.append(_unknown(doc, ("min_duration_from",), "phase", floor_from, phase_ids))
+    if floor_from is not None and data.get("min_duration") is None:
+        errors.append(doc.error(("min_duration_from",), "min_duration_from needs a min_duration"))
     for name, overlay in _mapping(data.get("overlays")).items():
         path = ("overlays", name)
         overlay = _mapping(overlay)

@@ -92,6 +92,7 @@ class _Run:
     ended_at: float | None = None
     end_reason: str | None = None
     extensions: dict[int, float] = field(default_factory=dict)
+    entered: dict[int, float] = field(default_factory=dict)  # phase index -> first entered at
 
 
 class Session:
@@ -157,6 +158,22 @@ class Session:
             return 0.0
         until = self.run.ended_at if self.run.ended_at is not None else now
         return max(0.0, until - self.run.started_at)
+
+    def floor_elapsed(self, now: float) -> float:
+        """Time counted against ``min_duration``: from the start, or from the first entry into
+        the scene's ``min_duration_from`` phase (or any later one, if it was skipped)."""
+        run = self.run
+        if run is None:
+            return 0.0
+        start_phase = run.scene.scene.min_duration_from
+        if start_phase is None:
+            return self.elapsed(now)
+        span = run.timeline.phase(start_phase)
+        starts = [t for i, t in run.entered.items() if span is not None and i >= span.index]
+        if not starts:
+            return 0.0
+        until = run.ended_at if run.ended_at is not None else now
+        return max(0.0, until - min(starts))
 
     # -- time --------------------------------------------------------------------------
 
@@ -226,6 +243,7 @@ class Session:
         run.anchor_offset, run.anchor_time = span.start, at
         run.cursor = max(run.cursor, (span.start, index, -1))
         run.hold = None
+        run.entered.setdefault(index, at)
         return [
             Event(
                 "phase_started", {"phase": span.id, "index": index, "offset": round(span.start, 3)}
@@ -441,7 +459,7 @@ class Session:
     def _cmd_stop(self, command: Command, now: float) -> list[Event]:
         run = self._active_run("stop")
         floor = run.scene.scene.min_duration
-        elapsed = self.elapsed(now)
+        elapsed = self.floor_elapsed(now)
         early = floor is not None and elapsed < floor
         reason = command.args.get("reason")
         if early and not command.args.get("override"):
@@ -466,7 +484,8 @@ class Session:
                 {
                     "state": self.state.value,
                     "offset": round(offset, 3),
-                    "elapsed": round(elapsed, 3),
+                    "elapsed": round(self.elapsed(now), 3),
+                    "observed": round(elapsed, 3),
                     "override": bool(command.args.get("override")),
                     "reason": reason,
                     "actor": command.actor,
@@ -668,7 +687,7 @@ class Session:
             "min_duration": floor,
             "min_remaining": None
             if floor is None
-            else round(max(0.0, floor - self.elapsed(now)), 3),
+            else round(max(0.0, floor - self.floor_elapsed(now)), 3),
             "phase": {
                 "index": span.index,
                 "id": span.id,
@@ -732,6 +751,7 @@ class Session:
                 else run.hold.limit - now,
                 "ended_age": None if run.ended_at is None else now - run.ended_at,
                 "end_reason": run.end_reason,
+                "entered": {str(i): now - t for i, t in run.entered.items()},
             }
         return data
 
@@ -780,6 +800,7 @@ class Session:
             if raw["ended_age"] is not None:
                 run.ended_at = now - raw["ended_age"]
             run.end_reason = raw.get("end_reason")
+            run.entered = {int(i): now - age for i, age in dict(raw.get("entered", {})).items()}
             session.run = run
             cues: dict[str, CheckinCue] = {
                 c.cue.checkin.id: c.cue.checkin for c in run.timeline.checkins if c.cue.checkin

@@ -161,3 +161,39 @@ def test_snapshot_round_trip_keeps_everything(room: Driver) -> None:
     assert restored.snapshot(160) == snap
     assert restored.offset(200) == pytest.approx(room.session.offset(200))
     assert restored.handle(Command("extend", "id3", "x", {"seconds": 1}), 200).outcome.duplicate
+
+
+FLOOR_FROM = scene_from(
+    """
+name: F
+min_duration: 10m
+min_duration_from: dosing
+roles: {ambient: a}
+phases:
+  - {id: checks, min: 5m, max: 1h}
+  - {id: dosing, duration: 5m}
+  - {id: rest, min: 30m}
+""",
+    "f.yaml",
+)
+
+
+def test_min_duration_can_count_from_a_phase() -> None:
+    session = Session("room", {"f": FLOOR_FROM}, roles=["ambient"])
+    session.handle(Command("start", "a", "n", {"scene": "f"}), 0)
+    session.advance(900)  # pre-dose checks held for 15 minutes...
+    assert session.handle(Command("resume", "b", "n", {}), 900).outcome.accepted
+    early = session.handle(Command("stop", "c", "n", {}), 900 + 540)
+    assert not early.outcome.accepted, "24 min since start, but only 9 since dosing began"
+    assert session.view(900 + 540)["session"]["min_remaining"] == pytest.approx(60)
+    assert session.handle(Command("stop", "d", "n", {}), 900 + 600).outcome.accepted
+
+
+def test_min_duration_from_must_name_a_phase() -> None:
+    from controller.yamlsafe import SourceErrors
+
+    with pytest.raises(SourceErrors, match="unknown phase 'dosign'; did you mean 'dosing'"):
+        scene_from(
+            "name: F\nmin_duration: 10m\nmin_duration_from: dosign\nroles: {a: x}\n"
+            "phases:\n  - {id: dosing, duration: 5m}\n"
+        )

@@ -33,7 +33,10 @@ def test_simulate_json_lists_what_every_device_receives(
     assert report["length"] == 180
     due = [e for e in report["events"] if e["kind"] == "checkin_due"]
     assert [(e["checkin"], e["prompt"]) for e in due] == [
-        ("baseline", "vitals"), ("comfort", "comfort"), ("discharge", "custom")]
+        ("baseline", "vitals"),
+        ("comfort", "comfort"),
+        ("discharge", "custom"),
+    ]
 
 
 def test_simulate_at_prints_the_room_state(capsys: pytest.CaptureFixture[str]) -> None:

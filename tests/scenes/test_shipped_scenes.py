@@ -129,8 +129,11 @@ def test_spravato_rems_checks_and_floor(shipped: dict[str, LoadedScene]) -> None
     scene = shipped["spravato"]
     assert scene.scene.route == "intranasal"
     # 120 min from the first device, which comes 15 min into the session.
-    assert scene.scene.min_duration == (120 + DOSE_START["spravato"]) * MINUTE
-    assert scene.nominal_length >= scene.scene.min_duration
+    assert scene.scene.min_duration == 120 * MINUTE
+    assert scene.scene.min_duration_from == "self-administration"
+    first_device = Timeline(scene).phase("self-administration")
+    assert first_device is not None and first_device.start == DOSE_START["spravato"] * MINUTE
+    assert scene.nominal_length >= first_device.start + scene.scene.min_duration
     rems = {c.id: (t, c) for t, c in checkins(scene) if c.prompt.startswith("REMS:")}
     assert set(rems) == {"rems-pre-dose", "rems-40", "rems-completion"}
     assert rems["rems-pre-dose"][0] < 0
