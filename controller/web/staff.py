@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -88,8 +89,11 @@ def pin_matches(pin: str, stored: str) -> bool:
     return hmac.compare_digest(got, want)
 
 
-# Compared against when the id is unknown, so an unknown id costs as much time as a known one.
-_DUMMY = hash_pin("not-a-real-pin")
+@functools.cache
+def _dummy_hash() -> str:
+    """Compared against when the id is unknown, so an unknown id costs as much time as a known
+    one. Made on first use: scrypt is slow on purpose, and every CLI start imports this module."""
+    return hash_pin("not-a-real-pin")
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,7 @@ class StaffStore:
         """Whether the PIN is right; takes the same time for unknown ids. Blocking (~40 ms)."""
         entry = self._load().get(staff_id) if ID_PATTERN.match(staff_id) else None
         if entry is None or len(pin) > PIN_MAX:
-            pin_matches(pin[:PIN_MAX], _DUMMY)
+            pin_matches(pin[:PIN_MAX], _dummy_hash())
             return False
         return pin_matches(pin, str(entry.get("hash", "")))
 
