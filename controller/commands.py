@@ -15,21 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-VERBS = (
-    "start",
-    "pause",
-    "resume",
-    "skip",
-    "extend",
-    "stop",
-    "panic",
-    "release",
-    "overlay",
-    "ack",
-    "respond",
-)
+from typing import Any, Literal, get_args
 
 Verb = Literal[
     "start",
@@ -44,6 +30,7 @@ Verb = Literal[
     "ack",
     "respond",
 ]
+VERBS: tuple[str, ...] = get_args(Verb)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
