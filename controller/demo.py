@@ -179,6 +179,9 @@ def describe_room(room: Any) -> str:
     audio = room.drivers.audio
     if audio is not None and hasattr(audio, "volume_at"):
         music = f"{audio.playlist} at {audio.volume_at(now):.0f}%" if audio.playing else "silent"
+        track = audio.track_at(now) if hasattr(audio, "track_at") else None
+        if track is not None:
+            music += f", {track[0]} {format_clock(track[1])}"
         lines.append(f"  music            {music}")
     checkins = view.get("checkins") or []
     if checkins:

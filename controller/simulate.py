@@ -15,6 +15,7 @@ import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from controller.clock import VirtualClock
@@ -140,10 +141,14 @@ async def _run(
     ack_after: float | None,
     tail: float,
 ) -> None:
-    def context_for(_: str) -> DriverContext:
-        from pathlib import Path
+    playlists = None
+    if scene.path is not None and (scene.path.parent.parent / "playlists").is_dir():
+        playlists = scene.path.parent.parent / "playlists"
 
-        return DriverContext(monotonic=clock.monotonic, state_dir=Path("."))
+    def context_for(_: str) -> DriverContext:
+        return DriverContext(
+            monotonic=clock.monotonic, state_dir=Path("."), playlists_dir=playlists
+        )
 
     drivers = build_room_drivers(room_config, context_for)
     room = Room(room_config, {scene.id: scene}, drivers, clock=clock, overlays=overlays)
@@ -232,6 +237,10 @@ def _collect(drivers: RoomDrivers, t0: float, report: Report) -> None:
                 if c.playing
                 else ("stop" + (f" (fade {c.ramp:g}s)" if c.ramp else ""))
             )
+            track = audio.track_for(c.playlist, c.position) if c.playlist else None
+            if c.playing and track is not None:
+                music["track"] = track[0]
+                what += f" ({track[0]} at {format_clock(track[1])})"
             report.records.append(Record(a.at - t0, audio.name, what, music))
     for prompts in drivers.prompts:
         if isinstance(prompts, MockPrompts):

@@ -183,13 +183,21 @@ class AudioCall:
 
 
 class MockAudio:
-    """A mock player: tracks playlist, playing, and volume ramps over time."""
+    """A mock player: models playlist, track, position and volume ramps over time.
+
+    Tracks come from the playlist files (``context.playlists_dir``) in their play order; the
+    mock gives every track ``track_seconds`` (default 150 s, the length of the generated demo
+    pads) instead of opening media files.
+    """
 
     kind = "mock-audio"
 
     def __init__(self, name: str, options: Mapping[str, Any], context: DriverContext) -> None:
         self.name = name
         self._now = context.monotonic
+        self._playlists_dir = context.playlists_dir
+        self._track_seconds = float(options.get("track_seconds", 150.0))
+        self._tracks: dict[str, tuple[list[str], bool]] = {}
         self.health = DriverHealth()
         self._faults = _FaultKnobs(options)
         self.calls: list[AudioCall] = []
@@ -218,6 +226,36 @@ class MockAudio:
         if now >= self._t1 or self._t1 <= self._t0:
             return self._v1
         return _lerp(self._v0, self._v1, (now - self._t0) / (self._t1 - self._t0))
+
+    def track_at(self, when: float | None = None) -> tuple[str, float] | None:
+        """The track playing at ``when`` and how far into it, if the playlist is known."""
+        if not self.playing or self.playlist is None:
+            return None
+        return self.track_for(self.playlist, self.position_at(when))
+
+    def track_for(self, playlist: str, position: float) -> tuple[str, float] | None:
+        """The track ``position`` seconds into ``playlist``, and how far into it."""
+        order = self._order(playlist)
+        if order is None:
+            return None
+        files, loop = order
+        from drivers.playlists import locate
+
+        found = locate([self._track_seconds] * len(files), position, loop=loop)
+        return None if found is None else (files[found[0]], found[1])
+
+    def _order(self, playlist: str) -> tuple[list[str], bool] | None:
+        if playlist not in self._tracks:
+            if self._playlists_dir is None:
+                return None
+            from drivers.playlists import load_playlist
+
+            try:
+                loaded = load_playlist(self._playlists_dir, playlist)
+            except DriverConfigError:
+                return None
+            self._tracks[playlist] = ([t.file for t in loaded.order()], loaded.loop)
+        return self._tracks[playlist]
 
     def position_at(self, when: float | None = None) -> float:
         now = self._now() if when is None else when

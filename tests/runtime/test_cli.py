@@ -85,3 +85,11 @@ def test_demo_runs_the_arc_to_its_end_in_a_real_process(tmp_path: Path) -> None:
     assert "reached its end" in done.stdout
     assert "Discharge check 3:00/3:00" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_simulate_shows_which_track_plays(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "iv-infusion", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    plays = [r for r in report["records"] if r["device"] == "audio" and r["playing"]]
+    assert plays[0]["playlist"] == "arrival" and plays[0]["track"] == "pad-arrival.wav"
+    assert {r["track"] for r in plays if r["playlist"] == "infusion"} == {"pad-infusion.wav"}
