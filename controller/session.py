@@ -29,9 +29,9 @@ from controller.checkins import CheckinBook, CheckinRefused
 from controller.commands import Command, Outcome
 from controller.events import Event
 from controller.fades import interpolate
-from controller.scene import BUILTIN_PANIC, CheckinCue, LoadedScene, Overlay
+from controller.scene import BUILTIN_PANIC, CheckinCue, Cue, LoadedScene, Overlay
 from controller.timeline import CueKey, LightState, MusicState, RoomState, Timeline
-from controller.units import format_duration
+from controller.units import format_duration, mired_to_kelvin
 from drivers.base import LightSetting, PromptView
 
 
@@ -886,6 +886,39 @@ def _describe_hold(run: _Run, now: float) -> dict[str, Any]:
     return {"offset": None, "in": None, "what": f"phase: {upcoming}, when staff continue"}
 
 
+def describe_cue(cue: Cue) -> str:
+    """A cue in a few words for staff: ``lights 15% 2700K over 3m (ambient, accent)``."""
+    if cue.label:
+        return cue.label
+    if cue.checkin is not None:
+        return f"check-in: {cue.checkin.prompt}"
+    if cue.lights is not None:
+        light = cue.lights
+        parts = ["lights"]
+        if light.on is False or light.level == 0:
+            parts.append("off")
+        elif light.level is not None:
+            parts.append(f"{light.level:g}%")
+        if light.kelvin is not None:
+            parts.append(f"{light.kelvin}K")
+        elif light.mired is not None:
+            parts.append(f"{round(mired_to_kelvin(light.mired), -1):g}K")
+        if light.fade:
+            parts.append(f"over {format_duration(light.fade)}")
+        return " ".join(parts) + f" ({', '.join(light.roles)})"
+    music = cue.music
+    assert music is not None
+    if music.stop:
+        return "music fades out" if music.fade else "music stops"
+    if music.play is not None:
+        return f"music: {music.play}" + (
+            f" at {music.volume:g}%" if music.volume is not None else ""
+        )
+    return f"music to {music.volume:g}%" + (
+        f" over {format_duration(music.fade)}" if music.fade else ""
+    )
+
+
 def _describe_next(
     timeline: Timeline, nxt: float | None, offset: float, phase_index: int
 ) -> dict[str, Any] | None:
@@ -894,14 +927,11 @@ def _describe_next(
     for cue in timeline.cues_between(
         timeline.position_key(offset, phase_index), (nxt, len(timeline.phases), 1 << 30)
     ):
-        c = cue.cue
-        if c.checkin is not None:
-            what = f"check-in: {c.checkin.prompt}"
-        elif c.lights is not None:
-            what = c.label or f"lights: {', '.join(c.lights.roles)}"
-        else:
-            what = c.label or "music"
-        return {"offset": round(cue.time, 3), "in": round(cue.time - offset, 3), "what": what}
+        return {
+            "offset": round(cue.time, 3),
+            "in": round(cue.time - offset, 3),
+            "what": describe_cue(cue.cue),
+        }
     span = timeline.phase_at(nxt)
     return {
         "offset": round(nxt, 3),
