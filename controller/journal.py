@@ -6,7 +6,7 @@ told (DESIGN.md §1.3). A restarted process rebuilds its sessions from the snaps
 (:mod:`controller.resume`); the event log is the audit trail (``sessionctl export``)::
 
     journal = Journal.open(Path("state/journal.sqlite3"), clock=SystemClock())
-    site = build_site(config, clock=clock, recorder=journal)   # Room calls journal.record(...)
+    site = build_site(config, clock=clock, recorder=journal)   # Room awaits record_async(...)
     journal.fault            # None, or why nothing can be written (read-only, disk full)
     journal.notices          # loud messages about files moved aside at open
     journal.rows(room="room-1", since=datetime(2026, 1, 1, tzinfo=UTC))
@@ -16,20 +16,32 @@ told (DESIGN.md §1.3). A restarted process rebuilds its sessions from the snaps
 WAL with ``synchronous=FULL``, explicit ``BEGIN IMMEDIATE``, ``PRAGMA quick_check`` at open. A
 corrupt, truncated, empty, foreign or newer-version file is moved aside with a timestamp and a
 fresh journal started. Rows hold no patient data: a session is an opaque token (DESIGN §1.8).
+
+Threads: the SQLite connection lives in one writer thread owned by the journal, so an fsync (tens
+of ms here, far more on an SD card) never stalls the event loop, and with it every other room,
+the web server and MQTT. Rows and the session snapshot are built on the caller's thread (a
+Session is not thread-safe) and the ready batch is queued; the writer commits batches in the
+order they were queued. :meth:`Journal.record_async` returns at once with a future that
+completes when the batch is durable (the room awaits it before telling any driver);
+:meth:`Journal.record`, :meth:`Journal.write`, the reads and :meth:`Journal.close` block until
+the writer has done them and everything queued before them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from controller.clock import Clock, SystemClock
 from controller.commands import Command, Outcome
@@ -41,6 +53,8 @@ if TYPE_CHECKING:
     from controller.site import Site
 
 log = logging.getLogger("sessionctl.journal")
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x5345534E  # "SESN": marks a file as ours, so a foreign database is refused
@@ -131,10 +145,37 @@ def _problem_of(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-class Journal:
-    """One SQLite connection, owned here; every call is synchronous and fsync'd."""
+Row = tuple[str | None, str | None, str, float | None, str | None, str | None, str]
+"""One events row before its stamp: session, room, kind, offset, actor, cmd_id, payload JSON."""
 
-    def __init__(self, path: Path, *, clock: Clock, retention_days: int = 2190) -> None:
+
+@dataclass(frozen=True)
+class _Batch:
+    """One transaction, ready to write: built on the caller's thread (where the session lives),
+    committed on the writer thread."""
+
+    stamp: Stamp
+    rows: list[Row]
+    snapshot: tuple[str, str | None, str, str] | None  # room, session, state, JSON
+
+    def rooms(self) -> set[str]:
+        out = {str(row[1]) for row in self.rows if row[1] is not None}
+        if self.snapshot is not None:
+            out.add(self.snapshot[0])
+        return out
+
+
+class Journal:
+    """One SQLite connection, opened and used only by the journal's writer thread."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Clock,
+        retention_days: int = 2190,
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
         self.path = path
         self.clock = clock
         self.retention_days = retention_days
@@ -145,19 +186,33 @@ class Journal:
         self._last: Stamp | None = None
         self._last_prune: float | None = None
         self._failed_rooms: set[str] = set()
+        # Runs on the writer thread just before every COMMIT: tests make the disk slow with it.
+        self._before_commit = before_commit
+        # One worker: batches are committed one at a time, in the order they were queued.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-writer")
+        self._writer_thread: int | None = None
+        self._closed = False
 
     # -- opening -----------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, *, clock: Clock, retention_days: int = 2190) -> Journal:
+    def open(
+        cls,
+        path: Path,
+        *,
+        clock: Clock,
+        retention_days: int = 2190,
+        before_commit: Callable[[], None] | None = None,
+    ) -> Journal:
         """Open (or create) the journal; never raises for storage trouble, see ``fault``."""
-        journal = cls(path, clock=clock, retention_days=retention_days)
-        journal._open()
+        journal = cls(path, clock=clock, retention_days=retention_days, before_commit=before_commit)
+        journal._call(journal._open)
         global _current
         _current = journal
         return journal
 
     def _open(self) -> None:
+        self._writer_thread = threading.get_ident()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -179,7 +234,7 @@ class Journal:
             self._connect()
         if self._db is not None and self.fault is None:
             self._last = self._last_stamp()
-            self.prune()
+            self._prune(self.stamp())
 
     def _inspect(self) -> str | None:
         """Why the existing file cannot be used as our journal, or None (then it is open)."""
@@ -306,6 +361,14 @@ class Journal:
         self.fault = message
 
     def close(self) -> None:
+        """Write everything already queued, close the connection and join the writer thread."""
+        if self._closed:
+            return
+        self._writer.submit(self._close_db)
+        self._closed = True
+        self._writer.shutdown(wait=True)
+
+    def _close_db(self) -> None:
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
@@ -313,7 +376,26 @@ class Journal:
 
     @property
     def writable(self) -> bool:
-        return self._db is not None and self.fault is None
+        return self._db is not None and self.fault is None and not self._closed
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` on the writer thread after everything queued before it, and wait."""
+        if self._closed or threading.get_ident() == self._writer_thread:
+            return fn(*args)  # closed: ``_db`` is None and fn answers without SQLite
+        return self._writer.submit(fn, *args).result()
+
+    def with_connection(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` with the connection on the writer thread (maintenance, tests)::
+
+        pages = journal.with_connection(lambda db: db.execute("PRAGMA page_count").fetchone())
+        """
+
+        def run() -> T:
+            if self._db is None:
+                raise JournalError("the journal is closed")
+            return fn(self._db)
+
+        return self._call(run)
 
     # -- writing -----------------------------------------------------------------------
 
@@ -325,6 +407,35 @@ class Journal:
             self.clock.synchronized(),
         )
 
+    def record_async(
+        self,
+        room: Recordable,
+        events: Sequence[Event],
+        *,
+        command: Command | None = None,
+        outcome: Outcome | None = None,
+    ) -> asyncio.Future[None]:
+        """The :class:`controller.room.QueuedRecorder` hook. Builds the rows and the room's
+        snapshot now, queues them behind earlier writes and returns a future that completes
+        once they are durable; the event loop runs on during the fsync::
+
+            await asyncio.shield(journal.record_async(room, events, command=cmd))
+
+        The future fails with :class:`JournalError` (or ``sqlite3.Error``) if nothing could be
+        written; the room then refuses new sessions until a later write succeeds. Cancelling
+        it may drop the write, hence the shield.
+        """
+        batch = self._batch(room, events, command, outcome, snapshot=True)
+        loop = asyncio.get_running_loop()
+        if self._closed:
+            self._failed(batch)
+            failed: asyncio.Future[None] = loop.create_future()
+            failed.set_exception(JournalError("the journal is closed"))
+            return failed
+        done = loop.run_in_executor(self._writer, self._commit, batch)
+        done.add_done_callback(lambda f: self._settled(room, batch, f))
+        return done
+
     def record(
         self,
         room: Recordable,
@@ -333,11 +444,7 @@ class Journal:
         command: Command | None = None,
         outcome: Outcome | None = None,
     ) -> None:
-        """The :class:`controller.room.Recorder` hook: append, with the room's snapshot, now.
-
-        Raises :class:`JournalError` (or ``sqlite3.Error``) if nothing could be written; the
-        room then refuses new sessions until a later write succeeds.
-        """
+        """:meth:`record_async` for callers without an event loop: blocks until durable."""
         self.write(room, events, command=command, outcome=outcome, snapshot=True)
 
     def write(
@@ -349,25 +456,17 @@ class Journal:
         outcome: Outcome | None = None,
         snapshot: bool = True,
     ) -> None:
-        stamp = self.stamp()
-        session = room.session
-        token = session.token
-        offset = session.offset(stamp.mono) if session.run is not None else None
-        rows: list[tuple[Any, ...]] = []
-        if command is not None:
-            rows.append(self._command_row(room.id, token, offset, stamp, command, outcome))
-        for event in events:
-            actor = event.data.get("actor") or (command.actor if command is not None else None)
-            rows.append((token, room.id, event.kind, offset, actor, _cmd_id(command), event.data))
-        snap = None
-        if snapshot:
-            snap = (room.id, token, session.state.value, session.snapshot(stamp.mono))
-        self._commit(stamp, rows, snap)
-        if room.id in self._failed_rooms:
-            self._failed_rooms.discard(room.id)
-            note = getattr(room, "note", None)
-            if note is not None and self.fault is None:
-                note("journal", None)
+        """Append (with the room's snapshot unless ``snapshot=False``); blocks until durable.
+
+        Raises :class:`JournalError` (or ``sqlite3.Error``) if nothing could be written.
+        """
+        batch = self._batch(room, events, command, outcome, snapshot)
+        try:
+            self._call(self._commit, batch)
+        except Exception:
+            self._failed(batch)
+            raise
+        self._written(room)
 
     def append(
         self,
@@ -376,20 +475,75 @@ class Journal:
         *,
         session: str | None = None,
         offset: float | None = None,
+        wait: bool = True,
     ) -> None:
-        """Append events that belong to no command and move no snapshot (site events)."""
-        rows = [(session, room, e.kind, offset, e.data.get("actor"), None, e.data) for e in events]
-        self._commit(self.stamp(), rows, None)
+        """Append events that belong to no command and move no snapshot (site events). With
+        ``wait=False`` they are queued and this returns at once; a failure is only logged."""
+        rows: list[Row] = [
+            (session, room, e.kind, offset, e.data.get("actor"), None, _dumps(e.data))
+            for e in events
+        ]
+        batch = _Batch(self.stamp(), rows, None)
+        if wait or self._closed:
+            try:
+                self._call(self._commit, batch)
+            except Exception:
+                self._failed(batch)
+                raise
+            return
+        self._writer.submit(self._commit, batch).add_done_callback(_log_failure)
+
+    def _batch(
+        self,
+        room: Recordable,
+        events: Sequence[Event],
+        command: Command | None,
+        outcome: Outcome | None,
+        snapshot: bool,
+    ) -> _Batch:
+        """Everything the transaction needs, read from the session now, on this thread."""
+        stamp = self.stamp()
+        session = room.session
+        token = session.token
+        offset = session.offset(stamp.mono) if session.run is not None else None
+        rows: list[Row] = []
+        if command is not None:
+            rows.append(self._command_row(room.id, token, offset, command, outcome))
+        cmd_id = _cmd_id(command)
+        for event in events:
+            actor = event.data.get("actor") or (command.actor if command is not None else None)
+            rows.append((token, room.id, event.kind, offset, actor, cmd_id, _dumps(event.data)))
+        snap = None
+        if snapshot:
+            snap = (room.id, token, session.state.value, _dumps(session.snapshot(stamp.mono)))
+        return _Batch(stamp, rows, snap)
+
+    def _settled(self, room: Recordable, batch: _Batch, done: asyncio.Future[None]) -> None:
+        if done.cancelled():
+            return
+        if done.exception() is not None:
+            self._failed(batch)
+        else:
+            self._written(room)
+
+    def _failed(self, batch: _Batch) -> None:
+        self._failed_rooms.update(batch.rooms())
+
+    def _written(self, room: Recordable) -> None:
+        if room.id in self._failed_rooms:
+            self._failed_rooms.discard(room.id)
+            note = getattr(room, "note", None)
+            if note is not None and self.fault is None:
+                note("journal", None)
 
     def _command_row(
         self,
         room: str,
         token: str | None,
         offset: float | None,
-        stamp: Stamp,
         command: Command,
         outcome: Outcome | None,
-    ) -> tuple[Any, ...]:
+    ) -> Row:
         accepted = outcome is None or outcome.accepted
         payload: dict[str, Any] = {"verb": command.verb, "args": dict(command.args)}
         if outcome is not None:
@@ -397,49 +551,39 @@ class Journal:
                 accepted=outcome.accepted, reason=outcome.reason, duplicate=outcome.duplicate
             )
         kind = "command" if accepted else "command_refused"
-        return (token, room, kind, offset, command.actor, command.cmd_id, payload)
+        return (token, room, kind, offset, command.actor, command.cmd_id, _dumps(payload))
 
-    def _commit(
-        self,
-        stamp: Stamp,
-        rows: list[tuple[Any, ...]],
-        snap: tuple[str, str | None, str, dict[str, Any]] | None,
-    ) -> None:
+    # -- the writer thread -------------------------------------------------------------
+
+    def _commit(self, batch: _Batch) -> None:
         db = self._db
         if db is None or self.fault is not None:
-            for row in rows:
-                if row[1] is not None:
-                    self._failed_rooms.add(str(row[1]))
-            if snap is not None:
-                self._failed_rooms.add(snap[0])
             raise JournalError(self.fault or "the journal is closed")
+        stamp, rows = batch.stamp, batch.rows
         step = self._clock_step(stamp)
         if step is not None:
             rows = [step, *rows]
+        db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                seq = self._insert(db, stamp, rows)
-                if snap is not None:
-                    room, token, state, data = snap
-                    db.execute(
-                        "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (room, seq, token, state, *_stamp_values(stamp), _dumps(data)),
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error:
-            if snap is not None:
-                self._failed_rooms.add(snap[0])
+            seq = self._insert(db, stamp, rows)
+            if batch.snapshot is not None:
+                room, token, state, data = batch.snapshot
+                db.execute(
+                    "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (room, seq, token, state, *_stamp_values(stamp), data),
+                )
+            if self._before_commit is not None:
+                self._before_commit()
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
             raise
         self._last = stamp
         if self._last_prune is None or stamp.mono - self._last_prune >= PRUNE_EVERY:
-            self.prune()
+            self._prune(stamp)
 
-    def _insert(self, db: sqlite3.Connection, stamp: Stamp, rows: list[tuple[Any, ...]]) -> int:
+    def _insert(self, db: sqlite3.Connection, stamp: Stamp, rows: list[Row]) -> int:
         seq = 0
         for token, room, kind, offset, actor, cmd_id, payload in rows:
             cur = db.execute(
@@ -453,7 +597,7 @@ class Journal:
                     *_stamp_values(stamp),
                     actor,
                     cmd_id,
-                    _dumps(payload),
+                    payload,
                 ),
             )
             seq = int(cur.lastrowid or 0)
@@ -462,7 +606,7 @@ class Journal:
             seq = int(row[0] or 0)
         return seq
 
-    def _clock_step(self, stamp: Stamp) -> tuple[Any, ...] | None:
+    def _clock_step(self, stamp: Stamp) -> Row | None:
         """A ``clock_step`` row when the wall clock moved unlike the monotonic clock (NTP)."""
         last = self._last
         if last is None or last.boot_id != stamp.boot_id:
@@ -479,7 +623,7 @@ class Journal:
             "wall_after": stamp.wall.isoformat(),
             "synced": stamp.synced,
         }
-        return (None, None, "clock_step", None, None, None, payload)
+        return (None, None, "clock_step", None, None, None, _dumps(payload))
 
     def _last_stamp(self) -> Stamp | None:
         assert self._db is not None
@@ -491,10 +635,13 @@ class Journal:
     def prune(self) -> int:
         """Delete audit rows older than the retention period; only with a synchronised clock,
         so a Pi that booted with a wrong date never throws away the trail."""
-        self._last_prune = self.clock.monotonic()
-        if self._db is None or self.fault is not None or not self.clock.synchronized():
+        return self._call(self._prune, self.stamp())
+
+    def _prune(self, now: Stamp) -> int:
+        self._last_prune = now.mono
+        if self._db is None or self.fault is not None or not now.synced:
             return 0
-        cutoff = wall_ns(self.clock.wall() - timedelta(days=self.retention_days))
+        cutoff = wall_ns(now.wall - timedelta(days=self.retention_days))
         try:
             self._db.execute("BEGIN IMMEDIATE")
             cur = self._db.execute("DELETE FROM events WHERE wall_ns < ?", (cutoff,))
@@ -512,10 +659,13 @@ class Journal:
             )
         return int(cur.rowcount)
 
-    # -- reading -----------------------------------------------------------------------
+    # -- reading (on the writer thread too: a read sees every write queued before it) ---
 
     def snapshots(self) -> dict[str, Saved]:
         """The latest snapshot of every room that has one."""
+        return self._call(self._snapshots)
+
+    def _snapshots(self) -> dict[str, Saved]:
         if self._db is None:
             return {}
         out = {}
@@ -531,6 +681,9 @@ class Journal:
     def unanswered(self, room: str, kind: str, answers: Sequence[str]) -> dict[str, Any] | None:
         """The payload (and ``session``) of the room's latest ``kind`` row if no row of an
         ``answers`` kind came after it, e.g. a resume prompt staff have not acted on yet."""
+        return self._call(self._unanswered, room, kind, answers)
+
+    def _unanswered(self, room: str, kind: str, answers: Sequence[str]) -> dict[str, Any] | None:
         if self._db is None:
             return None
         row = self._db.execute(
@@ -550,6 +703,9 @@ class Journal:
         return {**json.loads(row[2]), "session": row[1]}
 
     def quick_check(self) -> str:
+        return self._call(self._quick_check)
+
+    def _quick_check(self) -> str:
         if self._db is None:
             return "closed"
         return "; ".join(str(r[0]) for r in self._db.execute("PRAGMA quick_check"))
@@ -558,9 +714,18 @@ class Journal:
         self, *, room: str | None = None, since: datetime | None = None
     ) -> Iterator[dict[str, Any]]:
         """Audit rows, oldest first; ``room`` also keeps site-wide rows (clock steps)."""
+        return iter(self._call(self._rows, room, since))
+
+    def _rows(self, room: str | None, since: datetime | None) -> list[dict[str, Any]]:
         if self._db is None:
-            return
-        yield from query_rows(self._db, room=room, since=since)
+            return []
+        return list(query_rows(self._db, room=room, since=since))
+
+
+def _log_failure(done: Future[None]) -> None:
+    exc = done.exception()
+    if exc is not None:
+        log.error("journal: a queued write failed: %s", _problem_of(exc))
 
 
 def query_rows(
@@ -636,7 +801,8 @@ async def resume_site(site: Site, journal: Journal) -> None:
 
 
 def audit_site(record: Mapping[str, Any]) -> None:
-    """Append a site-level audit record (a staff login) to the open journal, if any."""
+    """Queue a site-level audit record (a staff login) for the open journal, if any; the login
+    answer does not wait for its fsync."""
     journal = _current
     if journal is None or not journal.writable:
         return
@@ -644,5 +810,7 @@ def audit_site(record: Mapping[str, Any]) -> None:
     data["actor"] = record.get("staff")
     room = record.get("room")
     journal.append(
-        room if isinstance(room, str) else None, [Event(str(record.get("kind", "login")), data)]
+        room if isinstance(room, str) else None,
+        [Event(str(record.get("kind", "login")), data)],
+        wait=False,
     )

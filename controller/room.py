@@ -8,9 +8,11 @@
 
 On every command and every deadline the room asks the session what happened (events) and what
 the room should look like (desired state), appends the events to the journal, and only then
-tells the drivers (DESIGN.md §1.3). Each driver runs in its own lane with its own timeout: a
-slow or dead driver delays no other driver and no cue, and is sent the desired state again when
-it comes back (§1.5).
+tells the drivers (DESIGN.md §1.3). The room waits for the journal's fsync holding its own lock,
+so its commands stay in order, while the write runs off the event loop (a QueuedRecorder) and
+other rooms' cues, the web server and MQTT carry on. Each driver runs in its own lane with its
+own timeout: a slow or dead driver delays no other driver and no cue, and is sent the desired
+state again when it comes back (§1.5).
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class RoomUpdate:
 
 
 class Recorder(Protocol):
-    """Where events go before any driver is told: the journal (DESIGN.md §1.3)."""
+    """Where events go before any driver is told: the journal (DESIGN.md §1.3). A recorder
+    with only ``record`` writes on the event loop; see :class:`QueuedRecorder`."""
 
     def record(
         self,
@@ -67,6 +70,21 @@ class Recorder(Protocol):
         command: Command | None = None,
         outcome: Outcome | None = None,
     ) -> None: ...
+
+
+class QueuedRecorder(Recorder, Protocol):
+    """A recorder that writes off the event loop. ``record_async`` reads what it needs from the
+    room at once (records of one room keep their order) and returns a future that completes
+    when the write is durable; the room awaits it before telling any driver."""
+
+    def record_async(
+        self,
+        room: Room,
+        events: Sequence[Event],
+        *,
+        command: Command | None = None,
+        outcome: Outcome | None = None,
+    ) -> asyncio.Future[None]: ...
 
 
 @dataclass
@@ -223,6 +241,11 @@ class Room:
 
     async def submit(self, command: Command) -> Outcome:
         """Hand one command to the session; journal, actuate and publish what follows."""
+        # Shielded: once the session has taken the command, its events are journalled,
+        # actuated and published even if the caller stops waiting during the journal write.
+        return await asyncio.shield(self._submit(command))
+
+    async def _submit(self, command: Command) -> Outcome:
         async with self._lock:
             now = self.clock.monotonic()
             veto = self._veto(command)
@@ -230,11 +253,11 @@ class Room:
                 outcome = Outcome(
                     command.cmd_id, command.verb, False, veto, session=self.session.token
                 )
-                self._record([], command, outcome)
+                await self._journal([], command, outcome)
                 self._emit_state()
                 return outcome
             result = self.session.handle(command, now)
-            self._record(result.events, command, result.outcome)
+            await self._journal(result.events, command, result.outcome)
             self._after(result.events, now)
         self._wake.set()
         return result.outcome
@@ -310,11 +333,14 @@ class Room:
             async with self._lock:
                 now = self.clock.monotonic()
                 events = self.session.advance(now)
-                if events or self._checkpoint_due(now):
-                    self._record(events, None, None)
+                if events:
+                    await self._journal(events, None, None)
+                elif self._checkpoint_due(now):
+                    self._record([], None, None)  # nothing waits on a bare checkpoint
                 self._after(events, now)
                 deadline = self._next_deadline(now)
             self._wake.clear()
+            now = self.clock.monotonic()  # the journal write took time
             wait = self.clock.max_wait if deadline is None else max(0.0, deadline - now)
             wait = min(wait, self.clock.max_wait)
             if wait == float("inf"):
@@ -358,17 +384,50 @@ class Room:
         if events:
             self._emit_state()
 
-    def _record(
+    async def _journal(
         self, events: Sequence[Event], command: Command | None, outcome: Outcome | None
     ) -> None:
+        """Journal before actuation: return once the events are durable (or the write failed,
+        which health reports). Only this room waits, holding its lock."""
+        pending = self._record(events, command, outcome)
+        if pending is not None:
+            with contextlib.suppress(Exception):  # _journal_settled reports it
+                await asyncio.shield(pending)
+
+    def _record(
+        self, events: Sequence[Event], command: Command | None, outcome: Outcome | None
+    ) -> asyncio.Future[None] | None:
+        """Hand the events to the recorder now, behind this room's earlier records; returns
+        the pending write, or None when there is nothing to wait for."""
         if self.recorder is None:
-            return
+            return None
         self._recorded_at = self.clock.monotonic()
+        queued = getattr(self.recorder, "record_async", None)
         try:
-            self.recorder.record(self, events, command=command, outcome=outcome)
+            if queued is None:
+                self.recorder.record(self, events, command=command, outcome=outcome)
+                return None
+            pending: asyncio.Future[None] = queued(self, events, command=command, outcome=outcome)
         except Exception as exc:  # storage trouble must not stop the room (DESIGN.md §1.5)
-            log.error("room %s: journal write failed: %s", self.id, exc)
-            self.health_notes["journal"] = f"journal write failed: {exc}"
+            self._journal_failed(exc, publish=False)
+            return None
+        if pending.done():
+            self._journal_settled(pending, publish=False)
+            return None
+        pending.add_done_callback(self._journal_settled)
+        return pending
+
+    def _journal_settled(self, pending: asyncio.Future[None], publish: bool = True) -> None:
+        if not pending.cancelled() and (exc := pending.exception()) is not None:
+            self._journal_failed(exc, publish)
+
+    def _journal_failed(self, exc: BaseException, publish: bool) -> None:
+        log.error("room %s: journal write failed: %s", self.id, exc)
+        message = f"journal write failed: {exc}"
+        if publish:
+            self.note("journal", message)
+        else:  # the caller publishes the state next
+            self.health_notes["journal"] = message
 
     # -- actuation ---------------------------------------------------------------------
 

@@ -89,10 +89,9 @@ def _run_until_full(site_config: Config) -> dict[str, Any]:
         room = site.rooms["room-1"]
         journal: Journal = site.extras["journal"]
         assert (await room.submit(_cmd("start", "s1", scene="arc"))).accepted
-        assert journal._db is not None
-        pages = journal._db.execute("PRAGMA page_count").fetchone()[0]
+        pages = journal.with_connection(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
         # SQLITE_FULL on the real connection: the file may not grow by another page.
-        journal._db.execute(f"PRAGMA max_page_count = {pages}")
+        journal.with_connection(lambda db: db.execute(f"PRAGMA max_page_count = {pages}"))
         n = 0
         while "journal" not in room.health_notes and n < 500:
             n += 1
@@ -103,7 +102,7 @@ def _run_until_full(site_config: Config) -> dict[str, Any]:
         start_again = await room.submit(_cmd("start", "s2", scene="arc"))
         await asyncio.sleep(40)
         running = room.view()
-        journal._db.execute("PRAGMA max_page_count = 1000000")
+        journal.with_connection(lambda db: db.execute("PRAGMA max_page_count = 1000000"))
         await room.submit(_cmd("extend", "e-after", seconds=1))
         healed = room.view()
         await site.close()
