@@ -136,6 +136,7 @@ def _restore_room(
         plan.events.append(Event("resume_failed", {"error": str(exc), "priority": "high"}))
         plan.prompt = message
         return plan
+    session.resting = room.resting
     room.session = session
     state = session.state
     was = str(saved.data.get("state"))

@@ -44,8 +44,14 @@ from drivers.base import (
 
 log = logging.getLogger("sessionctl.room")
 
+# Panic and its release are acted on at once: they overtake driver back-off and calls in
+# flight, and wait at most this long for the journal (safety over schedule, DESIGN.md §1.7).
+URGENT_VERBS = frozenset({"panic", "release"})
+URGENT_JOURNAL_WAIT = 0.25
 # Journal a running session at least this often (testing.md §6.1: a low-rate checkpoint).
 CHECKPOINT_EVERY = 10.0
+# After an unexpected error in the loop, wait this long before the next turn (no busy loop).
+LOOP_ERROR_PAUSE = 1.0
 # A failed driver is tried again after this long, doubling up to the cap.
 RETRY_MIN, RETRY_MAX = 1.0, 30.0
 
@@ -123,6 +129,7 @@ class _Lane:
     failures: int = 0
     last_error: str | None = None
     calls: int = 0
+    generation: int = 0  # bumped when panic overtakes a call; older calls then count for nothing
 
     @property
     def busy(self) -> bool:
@@ -162,16 +169,19 @@ class Room:
         self.scenes = scenes
         self.drivers = drivers
         self.recorder = recorder
+        safe = config.safe_state
+        self.resting = LightSetting(True, safe.level, kelvin_to_mired(safe.kelvin))
+        """The safe state's light: where the room starts, and where it rests after a session."""
         self.session = session or Session(
-            config.id, scenes, roles=list(drivers.roles), overlays=overlays
+            config.id, scenes, roles=list(drivers.roles), overlays=overlays, resting=self.resting
         )
+        self.session.resting = self.resting
         self._lanes: dict[str, _Lane] = {d.name: _Lane(d) for d in drivers.all()}
         self._listeners: list[Callable[[RoomUpdate], None]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._lock = asyncio.Lock()
-        self._safe: LightSetting | None = None
         self._recorded_at = clock.monotonic()
         self._pending_chimes: list[str] = []
         self._chimes: set[asyncio.Future[bool]] = set()
@@ -213,8 +223,7 @@ class Room:
     async def apply_safe_state(self) -> None:
         """Send every light the configured safe state and stop the music; wait (bounded)."""
         safe = self.config.safe_state
-        setting = LightSetting(True, safe.level, kelvin_to_mired(safe.kelvin))
-        self._safe = setting
+        setting = self.resting
         calls: list[asyncio.Future[bool]] = []
         for name, driver in self.drivers.lights.items():
             devices = {dev for refs in self.drivers.roles.values() for d, dev in refs if d == name}
@@ -257,7 +266,11 @@ class Room:
                 self._emit_state()
                 return outcome
             result = self.session.handle(command, now)
-            await self._journal(result.events, command, result.outcome)
+            urgent = command.verb in URGENT_VERBS and result.outcome.accepted
+            limit = URGENT_JOURNAL_WAIT if urgent else None
+            await self._journal(result.events, command, result.outcome, limit=limit)
+            if urgent and not result.outcome.duplicate:
+                self._overtake()
             self._after(result.events, now)
         self._wake.set()
         return result.outcome
@@ -330,28 +343,41 @@ class Room:
 
     async def _loop(self) -> None:
         while not self._closed:
-            async with self._lock:
-                now = self.clock.monotonic()
-                events = self.session.advance(now)
-                if events:
-                    await self._journal(events, None, None)
-                elif self._checkpoint_due(now):
-                    self._record([], None, None)  # nothing waits on a bare checkpoint
-                self._after(events, now)
-                deadline = self._next_deadline(now)
-            self._wake.clear()
-            now = self.clock.monotonic()  # the journal write took time
-            wait = self.clock.max_wait if deadline is None else max(0.0, deadline - now)
-            wait = min(wait, self.clock.max_wait)
-            if wait == float("inf"):
-                await self._wake.wait()
-                continue
             try:
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
-            except TimeoutError:
-                if self.on_wake is not None and deadline is not None and deadline <= now + wait:
-                    self.on_wake(max(0.0, self.clock.monotonic() - deadline))
+                await self._turn()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug in one turn must not leave the room unattended
+                log.exception("room %s: loop turn failed", self.id)
+                self.health_notes["runtime"] = f"internal error: {type(exc).__name__}: {exc}"
+                self._emit_state()
+                await asyncio.sleep(LOOP_ERROR_PAUSE)
+
+    async def _turn(self) -> None:
+        """One wake-up: advance the session, journal, actuate, then wait for the next deadline."""
+        async with self._lock:
+            now = self.clock.monotonic()
+            events = self.session.advance(now)
+            if events:
+                await self._journal(events, None, None)
+            elif self._checkpoint_due(now):
+                self._record([], None, None)  # nothing waits on a bare checkpoint
+            self._after(events, now)
+            deadline = self._next_deadline(now)
+            self.health_notes.pop("runtime", None)
+        self._wake.clear()
+        now = self.clock.monotonic()  # the journal write took time
+        wait = self.clock.max_wait if deadline is None else max(0.0, deadline - now)
+        wait = min(wait, self.clock.max_wait)
+        if wait == float("inf"):
+            await self._wake.wait()
+            return
+        try:
+            async with asyncio.timeout(wait):
+                await self._wake.wait()
+        except TimeoutError:
+            if self.on_wake is not None and deadline is not None and deadline <= now + wait:
+                self.on_wake(max(0.0, self.clock.monotonic() - deadline))
 
     def _checkpoint_due(self, now: float) -> bool:
         """A running timeline is journalled every CHECKPOINT_EVERY seconds even without events,
@@ -369,9 +395,10 @@ class Room:
         for lane in self._lanes.values():
             if lane.busy:
                 continue  # it wakes the loop itself when the call in flight finishes
-            times += [s.next_at for s in lane.sent.values() if s.next_at is not None]
             if lane.retry_at is not None:
-                times.append(lane.retry_at)
+                times.append(lane.retry_at)  # fade steps wait for the retry too
+                continue
+            times += [s.next_at for s in lane.sent.values() if s.next_at is not None]
         return min(times) if times else None
 
     def _after(self, events: Sequence[Event], now: float) -> None:
@@ -385,14 +412,32 @@ class Room:
             self._emit_state()
 
     async def _journal(
-        self, events: Sequence[Event], command: Command | None, outcome: Outcome | None
+        self,
+        events: Sequence[Event],
+        command: Command | None,
+        outcome: Outcome | None,
+        *,
+        limit: float | None = None,
     ) -> None:
         """Journal before actuation: return once the events are durable (or the write failed,
-        which health reports). Only this room waits, holding its lock."""
+        which health reports). Only this room waits, holding its lock. With ``limit`` (panic),
+        stop waiting after that long: the write goes on, but the room does not wait for a
+        stalled disk to light up."""
         pending = self._record(events, command, outcome)
-        if pending is not None:
-            with contextlib.suppress(Exception):  # _journal_settled reports it
+        if pending is None:
+            return
+        try:
+            async with asyncio.timeout(limit):
                 await asyncio.shield(pending)
+        except TimeoutError:
+            log.error(
+                "room %s: journal slower than %gs; acting on %s before it is durable",
+                self.id,
+                limit,
+                command.verb if command else "events",
+            )
+        except Exception:
+            pass  # _journal_settled reports it
 
     def _record(
         self, events: Sequence[Event], command: Command | None, outcome: Outcome | None
@@ -453,6 +498,17 @@ class Room:
                 self._chimes.add(task)
                 task.add_done_callback(self._chimes.discard)
             self._pending_chimes.clear()
+
+    def _overtake(self) -> None:
+        """Make every driver take the next desired state now: forget back-off, and leave a call
+        that is still in flight behind (it finishes or times out on its own)."""
+        for lane in self._lanes.values():
+            lane.retry_at = None
+            lane.backoff = RETRY_MIN
+            if lane.busy:
+                lane.task = None
+                lane.dirty = False
+                lane.generation += 1
 
     def _lane_ready(self, lane: _Lane, now: float) -> bool:
         if lane.busy:
@@ -520,10 +576,14 @@ class Room:
         lane.sent.update(pending)
         lane.retry_at = None
         lane.calls += 1
-        lane.task = asyncio.ensure_future(self._run_lane(lane, call, list(pending)))
+        lane.task = asyncio.ensure_future(
+            self._run_lane(lane, call, list(pending), lane.generation)
+        )
 
-    async def _run_lane(self, lane: _Lane, call: Any, keys: list[str]) -> None:
-        ok = await self._call(lane.driver.name, call)
+    async def _run_lane(self, lane: _Lane, call: Any, keys: list[str], generation: int) -> None:
+        ok = await self._call(lane.driver.name, call, generation=generation)
+        if generation != lane.generation:
+            return  # overtaken: a newer call owns the lane now
         if not ok:
             for key in keys:
                 lane.sent.pop(key, None)
@@ -531,8 +591,11 @@ class Room:
         # The loop skipped this lane's deadlines while the call was in flight; let it look again.
         self._wake.set()
 
-    async def _call(self, name: str, call: Any, *, record: bool = True) -> bool:
-        """Await one driver call under the room's timeout; failures become health."""
+    async def _call(
+        self, name: str, call: Any, *, record: bool = True, generation: int | None = None
+    ) -> bool:
+        """Await one driver call under the room's timeout; failures become health (unless a
+        newer call has overtaken this one: then only its own outcome is returned)."""
         lane = self._lanes[name]
         try:
             async with asyncio.timeout(self.config.apply_timeout):
@@ -540,12 +603,16 @@ class Room:
         except asyncio.CancelledError:
             raise
         except TimeoutError:
-            self._fail(lane, f"no answer within {self.config.apply_timeout:g}s", record)
+            if generation is None or generation == lane.generation:
+                self._fail(lane, f"no answer within {self.config.apply_timeout:g}s", record)
             return False
         except Exception as exc:
-            self._fail(lane, str(exc) or type(exc).__name__, record)
+            if generation is None or generation == lane.generation:
+                self._fail(lane, str(exc) or type(exc).__name__, record)
             return False
-        if lane.last_error is not None or lane.failures:
+        if generation is not None and generation != lane.generation:
+            return True
+        if lane.last_error is not None:
             lane.last_error = None
             lane.backoff = RETRY_MIN
             lane.retry_at = None

@@ -459,6 +459,14 @@ def check_document(
                 errors.append(doc.error((*base, "id"), f"phase id {phase_id!r} is used twice"))
             phase_ids.add(phase_id)
         errors += _check_cues(phase, base, doc, roles, playlists, overlays, checkin_ids)
+    if "panic" in _mapping(data.get("overlays")):
+        errors.append(
+            doc.error(
+                ("overlays", "panic"),
+                ("panic cannot be redefined in a scene: every scene uses the one in overlays.yaml"),
+                key=True,
+            )
+        )
     floor_from = data.get("min_duration_from")
     if isinstance(floor_from, str) and floor_from not in phase_ids:
         errors.append(_unknown(doc, ("min_duration_from",), "phase", floor_from, phase_ids))
@@ -615,9 +623,48 @@ def parse_overlays(text: str | bytes, file: str) -> dict[str, Overlay]:
                     set(parsed.overlays),
                 )
             )
+    panic = parsed.overlays.get("panic")
+    if panic is not None:
+        errors += [
+            doc.error(("overlays", "panic", *where), message)
+            for where, message in panic_problems(panic)
+        ]
     if errors:
         raise SourceErrors(errors)
     return dict(parsed.overlays)
+
+
+# Panic must light the whole room for staff to see cyanosis (3300-5300 K, clinical-defaults.md
+# §9), at once (0-1 s), silence the music, freeze the timeline and alert at high priority.
+PANIC_KELVIN = (3300, 5300)
+PANIC_MAX_FADE = 1.0
+
+
+def panic_problems(panic: Overlay) -> list[tuple[tuple[str, ...], str]]:
+    """Why a panic definition would not be safe, as (path inside the overlay, message)."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+    lights = panic.lights
+    if lights is None or lights.roles != "all" or lights.level != 100 or lights.on is False:
+        problems.append((("lights",), "panic must set every role (roles: all) to level 100"))
+    elif lights.fade > PANIC_MAX_FADE:
+        problems.append((("lights", "fade"), f"panic must not fade (at most {PANIC_MAX_FADE:g}s)"))
+    if lights is not None and lights.target_mired is not None:
+        kelvin = 1_000_000 / lights.target_mired
+        if not PANIC_KELVIN[0] <= kelvin <= PANIC_KELVIN[1]:
+            problems.append(
+                (
+                    ("lights",),
+                    "panic light must be neutral white, "
+                    f"{PANIC_KELVIN[0]}-{PANIC_KELVIN[1]} K, so staff can see cyanosis",
+                )
+            )
+    if panic.music is None or not panic.music.stop:
+        problems.append((("music",), "panic must stop the music (music: {stop: true})"))
+    if not panic.freeze:
+        problems.append((("freeze",), "panic must freeze the timeline (freeze: true)"))
+    if panic.alert != "high":
+        problems.append((("alert",), "panic must raise a high-priority alert (alert: high)"))
+    return problems
 
 
 OVERLAYS_FILE = "overlays.yaml"

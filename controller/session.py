@@ -46,6 +46,10 @@ class SessionState(StrEnum):
 
 ACTIVE = (SessionState.RUNNING, SessionState.PAUSED, SessionState.HOLDING)
 
+# When a session ends the lights move to the resting state and the music fades out over these.
+RESTING_FADE = 30.0
+MUSIC_END_FADE = 10.0
+
 # Outcomes remembered for idempotency. Retries of a command come within seconds or minutes; the
 # bound keeps the journalled snapshot from growing for the life of the room.
 MAX_REMEMBERED_COMMANDS = 200
@@ -106,8 +110,11 @@ class Session:
         roles: Iterable[str],
         overlays: Mapping[str, Overlay] | None = None,
         token_factory: Callable[[], str] | None = None,
+        resting: LightSetting | None = None,
     ) -> None:
         self.room = room
+        self.resting = resting
+        """Where the lights go when a session ends (the room's safe state); None: they stay."""
         self.scenes = scenes
         self.roles = tuple(roles)
         self._room_overlays: dict[str, Overlay] = {"panic": BUILTIN_PANIC, **(overlays or {})}
@@ -285,6 +292,8 @@ class Session:
             and not self.frozen
         ):
             times.append(run.hold.limit)
+        if run is not None and run.ended_at is not None and now < run.ended_at + MUSIC_END_FADE:
+            times.append(run.ended_at + MUSIC_END_FADE)
         escalation = self.checkins.next_deadline()
         if escalation is not None:
             times.append(escalation)
@@ -456,8 +465,20 @@ class Session:
             return None
         return self.run.timeline.phases[self.run.phase_index].id
 
+    def _end_overlays(self, actor: str, now: float) -> list[Event]:
+        """At the end of a session every overlay but panic goes off, and the lights move to the
+        resting state: the next session starts from a clean room."""
+        events = []
+        for name in [n for n in self.active_overlays if n != "panic"]:
+            del self.active_overlays[name]
+            events.append(
+                Event("overlay_off", {"overlay": name, "actor": actor, "by": "session end"})
+            )
+        return events
+
     def _cmd_stop(self, command: Command, now: float) -> list[Event]:
         run = self._active_run("stop")
+        lights_before = self.desired(now).lights
         floor = run.scene.scene.min_duration
         elapsed = self.floor_elapsed(now)
         early = floor is not None and elapsed < floor
@@ -477,7 +498,12 @@ class Session:
         self.state = SessionState.ENDED if finished and not early else SessionState.ABORTED
         run.ended_at = now
         run.end_reason = reason
+        if self.resting is not None:
+            for role in self.roles:
+                if role in lights_before:
+                    self._blends[role] = _Blend(lights_before[role].current, now, RESTING_FADE)
         events = self.checkins.close_all(now, "session ended")
+        events += self._end_overlays(command.actor, now)
         events.append(
             Event(
                 "session_ended",
@@ -604,10 +630,25 @@ class Session:
         state = run.timeline.state_at(self.offset(now), run.phase_index)
         if self.advancing:
             return state
-        lights = {role: ls.steady() for role, ls in state.lights.items()}
         # Paused, holding or frozen: fades stop where they are and music keeps its volume.
-        # After the session ends the lights stay as they were and the music stops.
-        music = state.music.steady() if self.state in ACTIVE else MusicState()
+        if self.state in ACTIVE:
+            lights = {role: ls.steady() for role, ls in state.lights.items()}
+            return RoomState(lights, state.music.steady())
+        return self._ended_state(state, run, now)
+
+    def _ended_state(self, state: RoomState, run: _Run, now: float) -> RoomState:
+        """After the end: the resting light (or the lights as they were), music fading out."""
+        if self.resting is not None:
+            rest = LightState(self.resting, self.resting, 0.0)
+            lights = {role: rest for role in self.roles}
+        else:
+            lights = {role: ls.steady() for role, ls in state.lights.items()}
+        music = MusicState()
+        ended = run.ended_at if run.ended_at is not None else now
+        left = ended + MUSIC_END_FADE - now
+        if state.music.playing and left > 0:
+            volume = state.music.volume * left / MUSIC_END_FADE
+            music = MusicState(state.music.playlist, True, volume, 0.0, left, state.music.position)
         return RoomState(lights, music)
 
     def desired(self, now: float) -> RoomState:
@@ -616,7 +657,8 @@ class Session:
         lights = dict(base.lights)
         music = base.music
         ordered = sorted(
-            self.active_overlays, key=lambda n: (self.overlays[n].priority, self.active_overlays[n])
+            (n for n in self.active_overlays if n in self.overlays),
+            key=lambda n: (self.overlays[n].priority, self.active_overlays[n]),
         )
         for name in ordered:
             overlay = self.overlays[name]

@@ -145,10 +145,9 @@ def _light_goal(previous: LightSetting | None, cue: LightsCue) -> LightSetting:
         on = cue.on
         if on and level <= 0:
             level = 100.0
-    elif cue.level is None and (cue.target_mired is not None or cue.xy is not None):
-        on = True if not prev.on and prev.level <= 0 else prev.on
-        if on and level <= 0:
-            level = 100.0
+    elif cue.level is None and previous is None:
+        # A fixture's first cue sets only its colour: switch it on, at full level.
+        on, level = True, 100.0
     mired = cue.target_mired if cue.target_mired is not None else prev.mired
     xy = cue.xy if cue.xy is not None else (None if cue.target_mired is not None else prev.xy)
     return LightSetting(on=on, level=level if on else 0.0, mired=mired, xy=xy)

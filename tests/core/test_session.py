@@ -8,6 +8,7 @@ import pytest
 
 from controller.commands import Command
 from controller.session import Session, SessionState
+from drivers.base import LightSetting
 from tests.core.conftest import scene_from
 
 SCENE = scene_from(
@@ -197,3 +198,32 @@ def test_min_duration_from_must_name_a_phase() -> None:
             "name: F\nmin_duration: 10m\nmin_duration_from: dosign\nroles: {a: x}\n"
             "phases:\n  - {id: dosing, duration: 5m}\n"
         )
+
+
+def test_ending_a_session_clears_overlays_and_rests_the_room(room: Driver) -> None:
+    from controller.session import MUSIC_END_FADE, RESTING_FADE
+
+    room.session.resting = LightSetting(True, 40, 286)
+    room.session.advance(120)
+    room.do("respond", 130, checkin="vit", option="uneasy")  # switches 'calm' on
+    assert "calm" in room.session.active_overlays
+    result = room.do("stop", 2000, override=True, reason="clinical-decision")
+    assert "overlay_off" in [e.kind for e in result.events]
+    assert room.session.active_overlays == {}
+    halfway = room.session.desired(2000 + RESTING_FADE / 2)
+    assert 5 < halfway.lights["ambient"].current.level < 40  # on its way from calm to rest
+    rested = room.session.desired(2000 + RESTING_FADE)
+    assert rested.lights["ambient"].current == LightSetting(True, 40, 286)
+    assert room.session.desired(2001).music.playing  # fading out, not cut
+    assert not room.session.desired(2000 + MUSIC_END_FADE).music.playing
+    assert room.do("start", 2100, scene="s").outcome.accepted
+    assert room.session.desired(2100).lights["ambient"].current.level == 60
+
+
+def test_an_overlay_left_over_from_another_scene_cannot_break_the_room() -> None:
+    d = Driver()
+    d.session.active_overlays["gone"] = 0.0  # e.g. restored from an older scene version
+    assert d.do("start", 1, scene="s").outcome.accepted
+    assert d.session.desired(2).lights["ambient"].current.level == 60
+    assert d.do("panic", 3).outcome.accepted
+    assert d.session.desired(3).lights["ambient"].current.level == 100

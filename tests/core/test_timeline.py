@@ -90,3 +90,23 @@ def test_checkins_between_positions() -> None:
     found = timeline.checkins_between((0, 0, -1), timeline.position_key(1200, 1))
     assert [c.id for _, c in found] == ["vit"]
     assert timeline.checkins_between((1200, 1, 99), timeline.position_key(1800, 1)) == []
+
+
+def test_a_colour_only_cue_does_not_switch_an_off_light_on() -> None:
+    scene = scene_from(
+        """
+name: C
+roles: {ambient: a}
+phases:
+  - id: one
+    duration: 10m
+    cues:
+      - {at: 0s, lights: {roles: ambient, kelvin: 2700}}
+      - {at: 1m, lights: {roles: ambient, level: 0, fade: 1m}}
+      - {at: 5m, lights: {roles: ambient, kelvin: 2200}}
+"""
+    )
+    timeline = Timeline(scene)
+    assert timeline.state_at(30).lights["ambient"].current.level == 100  # first cue: on
+    later = timeline.state_at(400).lights["ambient"].current
+    assert later.on is False and later.level == 0 and later.mired == 455

@@ -54,7 +54,7 @@ ROOM = RoomConfig.model_validate(
 )
 
 
-def run(body: Callable[[Room, VirtualClock], Awaitable[None]]) -> None:
+def run(body: Callable[[Room, VirtualClock], Awaitable[None]], config: RoomConfig = ROOM) -> None:
     clock = VirtualClock()
 
     async def main() -> None:
@@ -67,8 +67,8 @@ def run(body: Callable[[Room, VirtualClock], Awaitable[None]]) -> None:
                 on_availability=lambda d, dev, ok: room_holder["room"].on_availability(d, dev, ok),
             )
 
-        drivers = build_room_drivers(ROOM, context)
-        room = Room(ROOM, {"r": SCENE}, drivers, clock=clock, overlays=SCENE.overlays)
+        drivers = build_room_drivers(config, context)
+        room = Room(config, {"r": SCENE}, drivers, clock=clock, overlays=SCENE.overlays)
         room_holder["room"] = room
         await room.start()
         try:
@@ -169,5 +169,82 @@ def test_panic_reaches_every_light_and_the_music_at_once() -> None:
         assert audio.calls[-1].command is not None and audio.calls[-1].command.urgent
         assert not audio.playing
         assert room.view()["alert"] == "high"
+
+    run(body)
+
+
+def test_panic_does_not_wait_for_a_driver_in_back_off() -> None:
+    async def body(room: Room, clock: VirtualClock) -> None:
+        hue = lights(room, "hue")
+        hue.set_fault("raise")
+        await start(room)
+        await asyncio.sleep(60)  # back-off has grown towards its 30 s cap
+        hue.set_fault(None)
+        t = clock.monotonic()
+        await room.submit(Command("panic", "p1", "nurse", {}))
+        await asyncio.sleep(0)
+        last = hue.calls_for("ceiling")[-1]
+        assert last.at == t and last.command.setting.level == 100
+
+    run(body)
+
+
+def test_panic_overtakes_a_call_still_in_flight() -> None:
+    async def body(room: Room, clock: VirtualClock) -> None:
+        tas = lights(room, "tas")
+        await start(room)
+        tas.set_fault("slow", delay=1.5)
+        await room.submit(Command("extend", "e1", "nurse", {"seconds": 60}))
+        await asyncio.sleep(115)  # the 2-minute cue goes to the slow lamp at t=120
+        await asyncio.sleep(5.5)
+        tas.set_fault(None)
+        t = clock.monotonic()
+        await room.submit(Command("panic", "p1", "nurse", {}))
+        await asyncio.sleep(0)
+        assert tas.calls_for("lamp")[-1].at == t
+        assert tas.setting_at("lamp").level == 100
+        await asyncio.sleep(5)
+        assert room.health()["drivers"]["tas"]["ok"], "the overtaken call counts for nothing"
+
+    run(body)
+
+
+def test_no_busy_loop_while_a_stepping_driver_is_in_back_off() -> None:
+    config = ROOM.model_copy(deep=True)
+    config.drivers["tas"] = config.drivers["tas"].model_validate(
+        {"type": "mock-light", "devices": {"lamp": {"max_transition": 0, "min_interval": 0.5}}}
+    )
+
+    async def body(room: Room, clock: VirtualClock) -> None:
+        turns = 0
+        original = room._turn
+
+        async def counting() -> None:
+            nonlocal turns
+            turns += 1
+            await original()
+
+        room._turn = counting  # type: ignore[method-assign]
+        await start(room)
+        await asyncio.sleep(121)  # the software fade is stepping now
+        lights(room, "tas").set_fault("raise")
+        before = turns
+        await asyncio.sleep(60)
+        assert turns - before < 200, f"{turns - before} loop turns in a minute of back-off"
+
+    run(body, config)
+
+
+def test_recovery_is_announced_once() -> None:
+    async def body(room: Room, clock: VirtualClock) -> None:
+        events: list[str] = []
+        room.add_listener(lambda u: events.append(u.data["kind"]) if u.kind == "event" else None)
+        hue = lights(room, "hue")
+        hue.set_fault("raise")
+        await start(room)
+        await asyncio.sleep(3)
+        hue.set_fault(None)
+        await asyncio.sleep(600)
+        assert events.count("driver_recovered") == 1
 
     run(body)
