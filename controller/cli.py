@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import __version__
+from controller.resources import resource
 from controller.scene import (
     OVERLAYS_FILE,
     LoadedScene,
@@ -35,9 +36,6 @@ from controller.scene import (
 )
 from controller.units import DurationError, format_clock, mired_to_kelvin, parse_duration
 from controller.yamlsafe import SourceError, SourceErrors
-
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = ROOT / "config" / "demo.yaml"
 
 # Modules with a `register(subparsers)` function, added by the features that need them.
 SUBCOMMAND_MODULES: list[str] = [
@@ -186,12 +184,12 @@ def _find_scene(ref: str, room: Path | None) -> tuple[LoadedScene, dict[str, Ove
             playlists=playlist_names(path.parent.parent / "playlists"),
         )
         return scene, {"panic": scene.overlays["panic"], **shared}
-    scenes_dir = ROOT / "scenes"
+    scenes_dir = resource("scenes")
     if room is not None:
         from controller.config import load_config
 
         scenes_dir = load_config(room).site.scenes_dir
-    library = SceneLibrary.load(scenes_dir, playlists=playlist_names(ROOT / "playlists"))
+    library = SceneLibrary.load(scenes_dir, playlists=playlist_names(resource("playlists")))
     try:
         return library.scene(ref), library.overlays
     except KeyError as exc:

@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from controller.resources import resource
 from controller.units import format_clock, mired_to_kelvin
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_CONFIG = ROOT / "config" / "demo.yaml"
+DEMO_CONFIG = resource("config/demo.yaml")
 DEMO_SCENE = "demo"
 
 
@@ -48,9 +48,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from controller.config import load_config
 
     config = load_config(args.config)
-    if args.state_dir is not None:
-        config.site.state_dir = args.state_dir
-        config.site.journal.path = args.state_dir / config.site.journal.path.name
+    state_dir = args.state_dir or _writable(config.site.state_dir)
+    config.site.state_dir = state_dir
+    config.site.journal.path = state_dir / config.site.journal.path.name
     if args.port is not None:
         config.site.web.port = args.port
     if args.speed:
@@ -58,13 +58,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(_run_live(config, args))
 
 
-def _media(config: Any) -> Path | None:
-    """Generate the demo audio on first use so the playlists resolve (nothing is downloaded)."""
+def _writable(state_dir: Path) -> Path:
+    """The config's state folder, or one in the user's home when that is not writable (the
+    demo config of an installation lives in a root-owned folder)."""
     try:
-        from drivers.demo_audio import ensure_demo_media
-    except ImportError:
-        return None
-    return ensure_demo_media(config.site.media_dir) if config.site.media_dir else None
+        state_dir.mkdir(parents=True, exist_ok=True)
+        probe = state_dir / ".write-test"
+        probe.touch()
+        probe.unlink()
+        return state_dir
+    except OSError:
+        return Path.home() / ".local" / "state" / "sessionctl" / "demo"
 
 
 async def _run_live(config: Any, args: argparse.Namespace) -> int:

@@ -29,7 +29,6 @@ from controller.yamlsafe import SourceErrors
 if TYPE_CHECKING:
     from controller.config import Config
 
-DEFAULT_CONFIG = Path("/etc/sessionctl/room.yaml")
 TIMEOUT = 3.0
 LOW_DISK = 200 * 1024 * 1024
 SYNC_FLAG = Path("/run/systemd/timesync/synchronized")
@@ -52,14 +51,19 @@ class Check:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("doctor", help="check config, broker, bridges, audio, journal, disk")
     p.add_argument(
-        "--config", type=Path, default=DEFAULT_CONFIG, help=f"(default {DEFAULT_CONFIG})"
+        "--config",
+        type=Path,
+        help="site config (default: $SESSIONCTL_CONFIG, /etc/sessionctl/room.yaml, or the demo)",
     )
     p.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds per network check")
     p.set_defaults(handler=cmd_doctor)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    checks = asyncio.run(run_checks(args.config, timeout=args.timeout, emit=print))
+    from controller.resources import default_config
+
+    config = args.config or default_config()
+    checks = asyncio.run(run_checks(config, timeout=args.timeout, emit=print))
     return 1 if any(c.status == "FAIL" for c in checks) else 0
 
 

@@ -7,14 +7,19 @@ PYTHON="${PYTHON:-python3}"
 
 ensure_venv() {
     local extras="${1:-}"
-    if [ ! -x "$VENV/bin/python" ]; then
+    # A venv whose pip is missing (an earlier attempt failed half-way) is made again.
+    if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+        rm -rf "$VENV"
         if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
             echo "python3 -m venv failed; installing python3-venv" >&2
-            as_root apt-get install -y -qq python3-venv
+            rm -rf "$VENV"
+            as_root apt-get update -qq || true
+            DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv
             "$PYTHON" -m venv "$VENV"
         fi
     fi
-    local stamp="$VENV/.installed-$(cat "$ROOT/pyproject.toml" | sha1sum | cut -c1-12)${extras:+-$extras}"
+    local stamp
+    stamp="$VENV/.installed-$(sha1sum < "$ROOT/pyproject.toml" | cut -c1-12)${extras:+-$extras}"
     if [ ! -f "$stamp" ]; then
         "$VENV/bin/python" -m pip install -q --upgrade pip
         if [ -n "$extras" ]; then

@@ -201,10 +201,10 @@ def register(sub: Any) -> None:
 def _store(args: argparse.Namespace) -> StaffStore:
     if args.state_dir is not None:
         return StaffStore(args.state_dir)
-    from controller.cli import DEFAULT_CONFIG
     from controller.config import load_config
+    from controller.resources import default_config
 
-    return StaffStore(load_config(args.config or DEFAULT_CONFIG).site.state_dir)
+    return StaffStore(load_config(args.config or default_config()).site.state_dir)
 
 
 def _cmd_add(args: argparse.Namespace) -> int:

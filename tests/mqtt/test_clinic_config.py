@@ -20,7 +20,7 @@ from tests.mqtt.broker import Broker, free_port, root_line
 pytestmark = pytest.mark.integration
 
 CONFIG = Path(__file__).parents[2] / "config" / "mosquitto"
-USERS = {"room1": "pw1", "room2": "pw2", "monitor": "pwm"}
+USERS = {"room1": "pw1", "room2": "pw2", "monitor": "pwm", "integration": "pw-integration"}
 
 
 def make_certs(directory: Path) -> None:
@@ -108,6 +108,20 @@ async def test_room_is_confined_to_its_own_topics(clinic: tuple[Broker, int]) ->
             if str(message.topic) == "sessionctl/room1/state":
                 break
     assert seen == ["zigbee2mqtt/room1/ceiling/set", "sessionctl/room1/state"]
+
+
+async def test_integration_sends_commands_but_cannot_pose_as_a_room(
+    clinic: tuple[Broker, int],
+) -> None:
+    broker, _ = clinic
+    async with client(broker.port, "monitor") as monitor:
+        await monitor.subscribe("sessionctl/#", qos=1)
+        async with client(broker.port, "integration") as integration:
+            await integration.publish("sessionctl/room1/state", b"{}", qos=1, retain=True)
+            await integration.publish("sessionctl/room1/status", b"online", qos=1)
+            await integration.publish("sessionctl/room1/cmd/panic", b"{}", qos=1)
+        message = await asyncio.wait_for(anext(aiter(monitor.messages)), 5)
+    assert str(message.topic) == "sessionctl/room1/cmd/panic"
 
 
 async def test_room_cannot_read_another_room(clinic: tuple[Broker, int]) -> None:
