@@ -40,6 +40,7 @@ from drivers.base import (
     LightSetting,
     MusicCommand,
     PromptDriver,
+    apply_budget,
 )
 
 log = logging.getLogger("sessionctl.room")
@@ -576,12 +577,16 @@ class Room:
         lane.sent.update(pending)
         lane.retry_at = None
         lane.calls += 1
+        budget = apply_budget(lane.driver, len(pending))
+        timeout = max(self.config.apply_timeout, budget or 0.0)
         lane.task = asyncio.ensure_future(
-            self._run_lane(lane, call, list(pending), lane.generation)
+            self._run_lane(lane, call, list(pending), lane.generation, timeout)
         )
 
-    async def _run_lane(self, lane: _Lane, call: Any, keys: list[str], generation: int) -> None:
-        ok = await self._call(lane.driver.name, call, generation=generation)
+    async def _run_lane(
+        self, lane: _Lane, call: Any, keys: list[str], generation: int, timeout: float
+    ) -> None:
+        ok = await self._call(lane.driver.name, call, generation=generation, timeout=timeout)
         if generation != lane.generation:
             return  # overtaken: a newer call owns the lane now
         if not ok:
@@ -592,19 +597,26 @@ class Room:
         self._wake.set()
 
     async def _call(
-        self, name: str, call: Any, *, record: bool = True, generation: int | None = None
+        self,
+        name: str,
+        call: Any,
+        *,
+        record: bool = True,
+        generation: int | None = None,
+        timeout: float | None = None,
     ) -> bool:
         """Await one driver call under the room's timeout; failures become health (unless a
         newer call has overtaken this one: then only its own outcome is returned)."""
         lane = self._lanes[name]
+        limit = timeout if timeout is not None else self.config.apply_timeout
         try:
-            async with asyncio.timeout(self.config.apply_timeout):
+            async with asyncio.timeout(limit):
                 await call
         except asyncio.CancelledError:
             raise
         except TimeoutError:
             if generation is None or generation == lane.generation:
-                self._fail(lane, f"no answer within {self.config.apply_timeout:g}s", record)
+                self._fail(lane, f"no answer within {limit:g}s", record)
             return False
         except Exception as exc:
             if generation is None or generation == lane.generation:

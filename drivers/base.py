@@ -193,6 +193,17 @@ class Driver(Protocol):
     async def close(self) -> None: ...
 
 
+def apply_budget(driver: object, devices: int) -> float | None:
+    """How long a driver says one apply() to ``devices`` devices may take, if it says.
+
+    A driver that paces itself (Hue: ten light commands a second per bridge) defines
+    ``apply_budget(devices: int) -> float``; the room then waits at least that long before it
+    calls the driver failed.
+    """
+    hint = getattr(driver, "apply_budget", None)
+    return float(hint(devices)) if callable(hint) else None
+
+
 @runtime_checkable
 class LightDriver(Driver, Protocol):
     devices: tuple[str, ...]

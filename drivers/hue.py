@@ -290,6 +290,16 @@ class HueLights:
             gens[device] = self._gen
         return gens
 
+    def apply_budget(self, devices: int) -> float:
+        """How long the room should allow one apply() to ``devices`` lights (drivers.base)."""
+        interval = self._throttle.light_interval * 1.2
+        return (
+            self._opts.timeout
+            + CALL_GRACE
+            + (len(self._pending) + devices) * interval
+            + (self._opts.rate_window)
+        )
+
     def _apply_budget(self) -> float:
         """How long apply() waits: one bridge call, plus the queue at the bridge's pace."""
         throttle = self._throttle

@@ -248,3 +248,24 @@ def test_recovery_is_announced_once() -> None:
         assert events.count("driver_recovered") == 1
 
     run(body)
+
+
+class PacedLights(MockLights):
+    """A driver that paces itself, like Hue at ten commands a second, and says so."""
+
+    def apply_budget(self, devices: int) -> float:
+        return 4.0
+
+
+def test_a_driver_that_paces_itself_gets_its_own_budget() -> None:
+    async def body(room: Room, clock: VirtualClock) -> None:
+        context = DriverContext(monotonic=clock.monotonic, state_dir=Path("."))
+        paced = PacedLights("tas", {"devices": {"lamp": {}}, "fault": "slow", "delay": 3}, context)
+        room.drivers.lights["tas"] = paced
+        room._lanes["tas"].driver = paced
+        await start(room)
+        await asyncio.sleep(10)
+        assert room.health()["drivers"]["tas"]["ok"], "3 s is within its 4 s budget"
+        assert paced.setting_at("lamp").level == 60
+
+    run(body)
