@@ -90,7 +90,7 @@ async def run_checks(
     for step in steps:
         for c in await step:
             add(c)
-    for c in (_check_journal(config), _check_disk(config), _check_clock()):
+    for c in (_check_journal(config), _check_disk(config), _check_clock(), _check_tablet(config)):
         add(c)
     return out
 
@@ -350,6 +350,34 @@ def _check_disk(config: Config) -> Check:
     if not os.access(state, os.W_OK):
         return Check("warn", name, f"{text}, but not writable by this user (run as sessionctl)")
     return Check("ok", name, text)
+
+
+def _check_tablet(config: Config) -> Check:
+    name = "tablet link"
+    web = config.site.web
+    if not web.enabled:
+        return Check("ok", name, "web app disabled")
+    if web.tls_cert is not None:
+        return Check("ok", name, f"https on {web.host}:{web.port}")
+    if is_loopback(web.host):
+        return Check("ok", name, f"http on {web.host}:{web.port} (this machine only)")
+    return Check(
+        "warn",
+        name,
+        f"plain http on {web.host}:{web.port}: staff PINs and session cookies cross the network "
+        "unencrypted; set site.web.tls_cert and tls_key (docs/deployment.md)",
+    )
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_clock() -> Check:

@@ -160,6 +160,14 @@ class Service:
         settings = self.config.site.web
         app = build_app(self.site, settings)
         add_metrics_route(app, self.site)
+        from controller.doctor import is_loopback
+
+        if settings.tls_cert is None and not is_loopback(settings.host):
+            log.warning(
+                "the tablet app is served over plain http on %s: staff PINs and session "
+                "cookies cross the network unencrypted; set site.web.tls_cert and tls_key",
+                settings.host,
+            )
         self.runner = await start_web(self.site, settings, app=app)
         host, port = self.runner.addresses[0][:2]
         scheme = "https" if settings.tls_cert is not None else "http"
