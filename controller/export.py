@@ -23,16 +23,23 @@ from typing import Any, TextIO
 
 from controller.config import load_config
 from controller.journal import query_rows
+from controller.resources import default_config
 
 COLUMNS = ("seq", "time", "room", "session", "kind", "actor", "cmd_id", "offset", "detail")
 
 
 def register(subparsers: Any) -> None:
-    from controller.cli import DEFAULT_CONFIG
 
     p = subparsers.add_parser("export", help="write the audit trail (CSV or JSON)")
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="site config (YAML)")
-    p.add_argument("--room", help="only this room (site-wide rows such as clock steps stay)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="site config (default: $SESSIONCTL_CONFIG, /etc/sessionctl/room.yaml, or the demo)",
+    )
+    p.add_argument(
+        "--room", help="only this room's rows (site-wide rows such as logins need no --room)"
+    )
     p.add_argument("--since", type=parse_since, help="from this UTC date or time on")
     p.add_argument("--format", choices=["csv", "json"], default="csv")
     p.add_argument("-o", "--output", type=Path, help="write to a file instead of stdout")
@@ -54,7 +61,7 @@ def parse_since(text: str) -> datetime:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.config or default_config())
     path = config.site.journal.path
     if not path.exists():
         print(f"sessionctl export: no journal at {path}", file=sys.stderr)

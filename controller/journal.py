@@ -713,7 +713,7 @@ class Journal:
     def rows(
         self, *, room: str | None = None, since: datetime | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Audit rows, oldest first; ``room`` also keeps site-wide rows (clock steps)."""
+        """Audit rows, oldest first; with ``room`` only that room's (see :func:`query_rows`)."""
         return iter(self._call(self._rows, room, since))
 
     def _rows(self, room: str | None, since: datetime | None) -> list[dict[str, Any]]:
@@ -731,13 +731,16 @@ def _log_failure(done: Future[None]) -> None:
 def query_rows(
     db: sqlite3.Connection, *, room: str | None = None, since: datetime | None = None
 ) -> Iterator[dict[str, Any]]:
+    """Audit rows, oldest first. With ``room``, only rows of that room: site-level rows (staff
+    logins with client addresses and typed ids, clock steps) are in an unfiltered export only,
+    so a room's export shows nothing about other rooms' tablets or the site."""
     sql = (
         "SELECT seq, wall_ns, room, session, kind, actor, cmd_id, offset_s, boot_id, synced, "
         "payload FROM events WHERE 1=1"
     )
     params: list[Any] = []
     if room is not None:
-        sql += " AND (room = ? OR room IS NULL)"
+        sql += " AND room = ?"
         params.append(room)
     if since is not None:
         sql += " AND wall_ns >= ?"
@@ -800,17 +803,25 @@ async def resume_site(site: Site, journal: Journal) -> None:
     await resume(site, journal)
 
 
+SITE_TEXT_MAX = 64
+
+
 def audit_site(record: Mapping[str, Any]) -> None:
     """Queue a site-level audit record (a staff login) for the open journal, if any; the login
-    answer does not wait for its fsync."""
+    answer does not wait for its fsync.
+
+    The row belongs to the site, not a room, even when the tablet is paired with one (the room
+    stays in the detail): room exports leave logins out. Text is capped; the web layer has
+    already replaced a malformed typed staff id (controller/web/audit.py)."""
     journal = _current
     if journal is None or not journal.writable:
         return
-    data = {k: v for k, v in record.items() if k not in ("kind", "wall", "staff")}
-    data["actor"] = record.get("staff")
-    room = record.get("room")
-    journal.append(
-        room if isinstance(room, str) else None,
-        [Event(str(record.get("kind", "login")), data)],
-        wait=False,
-    )
+    data = {
+        k: v[:SITE_TEXT_MAX] if isinstance(v, str) else v
+        for k, v in record.items()
+        if k not in ("kind", "wall", "staff", "pin")
+    }
+    staff = record.get("staff")
+    data["actor"] = staff[:SITE_TEXT_MAX] if isinstance(staff, str) else None
+    kind = str(record.get("kind", "login"))[:SITE_TEXT_MAX]
+    journal.append(None, [Event(kind, data)], wait=False)

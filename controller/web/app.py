@@ -87,6 +87,7 @@ def _routes(app: web.Application, static_dir: Path) -> None:
     r.add_post("/api/v1/login", login.login)
     r.add_post("/api/v1/logout", login.logout)
     r.add_get("/api/v1/me", login.me)
+    r.add_get("/api/v1/device", login.device)
     r.add_post("/api/v1/pair", login.pair)
     r.add_delete("/api/v1/pair", login.unpair)
     r.add_get("/api/v1/rooms", handlers.rooms)

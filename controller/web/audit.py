@@ -6,7 +6,9 @@ Commands need nothing here: they go through ``Room.submit`` with the staff id as
 room's recorder (the journal) writes them. Login attempts belong to no room, so they go to the
 journal's site-level audit function when ``controller.journal`` provides one (``audit_site``
 or ``record_site_event``), and always to the ``sessionctl.audit`` logger. Records carry the
-staff id and the device, never a PIN.
+staff id and the device, never a PIN. The typed staff id of a failed login is whatever the
+person at the keypad typed (a PIN in the wrong field, markup, control characters), so it is kept
+only when it is a well-formed staff id, else as ``<invalid id>``; every field is length-capped.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from controller.web.staff import ID_PATTERN, PIN_MIN
+
 log = logging.getLogger("sessionctl.audit")
 
 Sink = Callable[[dict[str, Any]], None]
+INVALID_ID = "<invalid id>"
+_CAP = 64
 _sinks: list[Sink] = []
 
 
@@ -41,6 +47,24 @@ def _journal_hook() -> Callable[..., Any] | None:
     return None
 
 
+def safe_staff_id(typed: str, *, known: bool = True) -> str:
+    """``typed`` if it is a well-formed staff id (at most 64 characters), else ``<invalid id>``.
+
+    An id that is no account (``known=False``) and looks like a PIN (digits only, PIN length)
+    is most likely a PIN typed into the wrong field, so it is not kept either.
+
+    >>> safe_staff_id("nurse-3"), safe_staff_id("<b>hi</b>"), safe_staff_id("x" * 65)
+    ('nurse-3', '<invalid id>', '<invalid id>')
+    >>> safe_staff_id("48291573", known=False)
+    '<invalid id>'
+    """
+    if not ID_PATTERN.fullmatch(typed):
+        return INVALID_ID
+    if not known and typed.isdigit() and len(typed) >= PIN_MIN:
+        return INVALID_ID
+    return typed
+
+
 def audit_login(
     staff: str,
     *,
@@ -50,17 +74,20 @@ def audit_login(
     device: str | None = None,
     room: str | None = None,
     kind: str = "login",
+    known: bool = True,
 ) -> dict[str, Any]:
-    """Record one login attempt (or logout/pairing with ``kind``); returns the record."""
+    """Record one login attempt (or logout/pairing with ``kind``); returns the record.
+    ``known=False``: ``staff`` is typed text that names no account (see :func:`safe_staff_id`).
+    """
     record = {
         "kind": kind,
         "wall": datetime.now(UTC).isoformat(),
-        "staff": staff[:64],
+        "staff": safe_staff_id(staff, known=known),
         "ok": ok,
-        "reason": reason,
-        "client": client,
-        "device": device,
-        "room": room,
+        "reason": reason[:_CAP],
+        "client": client[:_CAP],
+        "device": None if device is None else device[:_CAP],
+        "room": None if room is None else room[:_CAP],
     }
     log.info(
         "%s staff=%s ok=%s reason=%s client=%s device=%s room=%s",

@@ -1,7 +1,9 @@
 """Room, scene, command, audit, live and health handlers (see API.md).
 
 Commands are a thin adapter over ``Room.submit``: the body is checked by the shared
-``parse_command`` and the actor is always the logged-in staff member, never the body.
+``parse_command`` and the actor is always the logged-in staff member, never the body. The one
+exception is ``panic`` from a tablet paired with the room while nobody is signed in: an
+emergency cannot wait for a PIN, so the tablet itself (``tablet:<device id>``) is the actor.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from controller.scene import LoadedScene
 from controller.timeline import Timeline
 from controller.web.auth import token_key
 from controller.web.context import CTX, WebContext
-from controller.web.live import CLOSE_SESSION_ENDED, CLOSE_UNPAIRED, encode
+from controller.web.live import CLOSE_SESSION_ENDED, CLOSE_UNPAIRED, encode, room_view
 from controller.web.login import json_body
 from controller.web.openapi import openapi_document
 from controller.web.security import ApiError, cross_site_reason
@@ -61,7 +63,9 @@ async def openapi(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
     if not ctx.settings.public_api_docs:
         ctx.caller(request, touch=False)
-    return web.json_response(openapi_document(session_cookie=ctx.session_cookie))
+    return web.json_response(
+        openapi_document(session_cookie=ctx.session_cookie, device_cookie=ctx.device_cookie)
+    )
 
 
 # -- rooms and scenes ----------------------------------------------------------------------
@@ -72,13 +76,13 @@ async def rooms(request: web.Request) -> web.StreamResponse:
     caller = ctx.caller(request)
     ids = [caller.paired_room] if caller.paired_room else list(ctx.site.rooms)
     return web.json_response(
-        {"rooms": [ctx.site.rooms[i].view() for i in ids if i in ctx.site.rooms]}
+        {"rooms": [room_view(ctx.site.rooms[i]) for i in ids if i in ctx.site.rooms]}
     )
 
 
 async def room(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
-    return web.json_response(ctx.room_for(request, ctx.caller(request)).view())
+    return web.json_response(room_view(ctx.room_for(request, ctx.caller(request))))
 
 
 def scene_summary(scene: LoadedScene) -> dict[str, Any]:
@@ -141,18 +145,39 @@ async def timeline_svg(request: web.Request) -> web.StreamResponse:
 
 async def command(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CTX]
-    caller = ctx.caller(request)
-    target = ctx.room_for(request, caller)
+    verb = request.match_info.get("verb") or request.path.rsplit("/", 1)[-1]
+    actor, target = _commander(ctx, request, verb)
     body = await json_body(request)
     if "actor" in body:
         raise ApiError(400, "actor comes from the login, not the body")
-    verb = request.match_info.get("verb") or request.path.rsplit("/", 1)[-1]
     try:
-        cmd = parse_command(verb, {**body, "actor": caller.staff})
+        cmd = parse_command(verb, {**body, "actor": actor})
     except CommandError as exc:
         raise ApiError(400, str(exc)) from None
     outcome = await target.submit(cmd)
     return web.json_response(outcome.as_dict())
+
+
+def _commander(ctx: WebContext, request: web.Request, verb: str) -> tuple[str, Room]:
+    """Who sends this command, and to which room: the logged-in staff member, or for ``panic``
+    only, a signed-out tablet paired with this very room (the CSRF checks still apply)."""
+    try:
+        caller = ctx.caller(request)
+    except ApiError as exc:
+        if exc.status != 401 or verb != "panic":
+            raise
+        device = ctx.devices.lookup(request.cookies.get(ctx.device_cookie))
+        if device is None:
+            raise
+        paired = str(device["room"])
+        room_id = request.match_info["room"]
+        if room_id != paired:
+            raise ApiError(403, f"this tablet is paired with {paired}") from None
+        room = ctx.site.rooms.get(room_id)
+        if room is None:
+            raise ApiError(404, "no such room") from None
+        return f"tablet:{device['id']}", room
+    return caller.staff, ctx.room_for(request, caller)
 
 
 # -- audit ---------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Live room updates to the tablets: one listener per room, one JSON encoding per update.
 
+    view = room_view(room)             # Room.view() plus the overlays staff may switch
     hub = RoomHub(room)
     conn = hub.join(ws, session_key="...", device_key=None)
     await conn.pump()                  # sends until the socket closes or the hub drops it
@@ -95,7 +96,7 @@ class RoomHub:
         self, ws: web.WebSocketResponse, *, session_key: str, device_key: str | None
     ) -> Connection:
         conn = Connection(ws, session_key, device_key)
-        conn.offer(encode({"type": "state", "data": self.room.view()}))
+        conn.offer(encode({"type": "state", "data": room_view(self.room)}))
         self.connections.add(conn)
         return conn
 
@@ -111,9 +112,29 @@ class RoomHub:
     def _on_update(self, update: RoomUpdate) -> None:
         if not self.connections:
             return
-        text = encode({"type": update.kind, "data": update.data})
+        data = update.data
+        if update.kind == "state":
+            # Other listeners (MQTT) share this dict: add to a copy.
+            data = {**data, "overlay_choices": overlay_choices(self.room)}
+        text = encode({"type": update.kind, "data": data})
         for conn in list(self.connections):
             conn.offer(text)
+
+
+def overlay_choices(room: Room) -> list[dict[str, str]]:
+    """The overlays staff may switch in this room now: the shared ones, and the running scene's,
+    in file order; panic has its own control. Listeners run synchronously with the change, so
+    this matches the view it is sent with."""
+    return [
+        {"name": name, "title": overlay.title or name.replace("-", " ").capitalize()}
+        for name, overlay in room.session.overlays.items()
+        if name != "panic"
+    ]
+
+
+def room_view(room: Room) -> dict[str, Any]:
+    """What the tablet gets for a room: ``Room.view()`` plus ``overlay_choices``."""
+    return {**room.view(), "overlay_choices": overlay_choices(room)}
 
 
 def encode(message: dict[str, Any]) -> str:

@@ -55,7 +55,13 @@ async def login(request: web.Request) -> web.StreamResponse:
         wait = ctx.throttle.wait_for(keys, ctx.now())
         if wait > 0:
             audit_login(
-                staff, ok=False, reason="throttled", client=client, device=device_id, room=room
+                staff,
+                ok=False,
+                reason="throttled",
+                client=client,
+                device=device_id,
+                room=room,
+                known=staff in ctx.staff,
             )
             retry = max(1, math.ceil(wait))
             raise ApiError(
@@ -69,7 +75,13 @@ async def login(request: web.Request) -> web.StreamResponse:
             ctx.throttle.failed({*keys, f"acct:{staff}"}, ctx.now())
     if not ok:
         audit_login(
-            staff, ok=False, reason="wrong id or PIN", client=client, device=device_id, room=room
+            staff,
+            ok=False,
+            reason="wrong id or PIN",
+            client=client,
+            device=device_id,
+            room=room,
+            known=staff in ctx.staff,
         )
         raise ApiError(401, "wrong staff id or PIN")
 
@@ -116,6 +128,18 @@ async def me(request: web.Request) -> web.StreamResponse:
     return web.json_response(
         {"staff": caller.staff, "room": caller.paired_room, "expires_in": round(expires, 1)}
     )
+
+
+async def device(request: web.Request) -> web.StreamResponse:
+    """Which room this tablet is paired with; no login needed, so the signed-out screen of a
+    paired tablet can offer its room's panic control. Tells a browser only about its own cookie.
+    """
+    ctx = request.app[CTX]
+    room_id = ctx.devices.room_of(request.cookies.get(ctx.device_cookie))
+    room = ctx.site.rooms.get(room_id) if room_id is not None else None
+    if room is None:
+        return web.json_response({"room": None, "room_name": None})
+    return web.json_response({"room": room.id, "room_name": room.config.title})
 
 
 async def pair(request: web.Request) -> web.StreamResponse:

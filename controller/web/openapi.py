@@ -73,6 +73,7 @@ def _op(
     params: list[dict[str, Any]] | None = None,
     auth: bool = True,
     changes_state: bool = False,
+    security: list[dict[str, list[str]]] | None = None,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     parameters = list(params or [])
@@ -90,7 +91,10 @@ def _op(
         op["parameters"] = parameters
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    op["security"] = [{"staffSession": []}] if auth else []
+    if security is not None:
+        op["security"] = security
+    else:
+        op["security"] = [{"staffSession": []}] if auth else []
     return op
 
 
@@ -126,10 +130,19 @@ def _schemas() -> dict[str, Any]:
                 "room",
                 "health",
                 "wall",
+                "overlay_choices",
             ],
             "properties": {
                 "state": {"type": "string"},
                 "overlays": {"type": "array", "items": {"type": "string"}},
+                "overlay_choices": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "title"],
+                        "properties": {"name": _NAME, "title": {"type": "string"}},
+                    },
+                },
                 "frozen": {"type": "boolean"},
                 "checkins": {"type": "array", "items": {"type": "object"}},
                 "session": {"type": ["object", "null"]},
@@ -205,9 +218,15 @@ def _command_paths() -> dict[str, Any]:
             | {f: _FIELDS[f] for f in fields},
             "additionalProperties": False,
         }
+        summary = f"Command {verb!r} for the room; the actor is the logged-in staff member"
+        security: list[dict[str, list[str]]] | None = None
+        if verb == "panic":
+            # An emergency cannot wait for a PIN: the room's own paired tablet may send it.
+            summary += ", or without a login the tablet paired with this room (tablet:<id>)"
+            security = [{"staffSession": []}, {"pairedDevice": []}]
         paths[f"/api/v1/rooms/{{room}}/commands/{verb}"] = {
             "post": _op(
-                f"Command {verb!r} for the room; the actor is the logged-in staff member",
+                summary,
                 {
                     "200": _json(
                         {"$ref": "#/components/schemas/Outcome"},
@@ -218,12 +237,15 @@ def _command_paths() -> dict[str, Any]:
                 body=body,
                 params=[_ROOM],
                 changes_state=True,
+                security=security,
             )
         }
     return paths
 
 
-def openapi_document(*, session_cookie: str) -> dict[str, Any]:
+def openapi_document(
+    *, session_cookie: str, device_cookie: str = "sessionctl-device"
+) -> dict[str, Any]:
     ref = "#/components/schemas/"
     no_content = {"description": "Done"}
     paths: dict[str, Any] = {
@@ -293,6 +315,25 @@ def openapi_document(*, session_cookie: str) -> dict[str, Any]:
             "get": _op(
                 "Who is logged in; does not extend the session",
                 {"200": _json({"$ref": ref + "Me"}, "The session"), **_errors(401)},
+            )
+        },
+        "/api/v1/device": {
+            "get": _op(
+                "Which room this tablet is paired with (no login needed)",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["room", "room_name"],
+                            "properties": {
+                                "room": {"type": ["string", "null"]},
+                                "room_name": {"type": ["string", "null"]},
+                            },
+                        },
+                        "The paired room, or nulls",
+                    )
+                },
+                auth=False,
             )
         },
         "/api/v1/pair": {
@@ -442,7 +483,8 @@ def openapi_document(*, session_cookie: str) -> dict[str, Any]:
         "components": {
             "schemas": schemas,
             "securitySchemes": {
-                "staffSession": {"type": "apiKey", "in": "cookie", "name": session_cookie}
+                "staffSession": {"type": "apiKey", "in": "cookie", "name": session_cookie},
+                "pairedDevice": {"type": "apiKey", "in": "cookie", "name": device_cookie},
             },
         },
     }

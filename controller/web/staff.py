@@ -49,7 +49,7 @@ class StaffError(ValueError):
 
 
 def check_id(staff_id: str) -> str:
-    if not ID_PATTERN.match(staff_id):
+    if not ID_PATTERN.fullmatch(staff_id):  # match() would let a trailing newline in
         raise StaffError("staff id must be 1-64 letters, digits or ._@- (no names needed)")
     return staff_id
 
@@ -164,7 +164,7 @@ class StaffStore:
 
     def verify(self, staff_id: str, pin: str) -> bool:
         """Whether the PIN is right; takes the same time for unknown ids. Blocking (~40 ms)."""
-        entry = self._load().get(staff_id) if ID_PATTERN.match(staff_id) else None
+        entry = self._load().get(staff_id) if ID_PATTERN.fullmatch(staff_id) else None
         if entry is None or len(pin) > PIN_MAX:
             pin_matches(pin[:PIN_MAX], _dummy_hash())
             return False

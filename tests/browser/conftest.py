@@ -44,7 +44,7 @@ CHROMIUM_ARGS = [
 ]
 DEVICE = "Galaxy Tab S4"
 STAFF, PIN = "nurse-1", "482915"
-ROOMS = [f"room-{i}" for i in range(1, 9)]
+ROOMS = [f"room-{i}" for i in range(1, 11)]
 
 T = TypeVar("T")
 

@@ -13,7 +13,9 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, Request, Route, expect
 
 from tests.browser.conftest import (
+    PIN,
     ROOMS,
+    STAFF,
     LiveServer,
     new_context,
     progress,
@@ -150,7 +152,7 @@ def test_ending_before_the_minimum_needs_a_reason(server: LiveServer, tablet: Pa
 def test_panic_needs_a_hold_and_staff_release(server: LiveServer, tablet: Page) -> None:
     sign_in(tablet, server, room="room-2")
     start_demo(tablet)
-    panic = tablet.get_by_role("button", name="Panic")
+    panic = tablet.get_by_role("button", name="Panic", exact=True)
     panic.scroll_into_view_if_needed()
     box = panic.bounding_box()
     assert box is not None
@@ -326,3 +328,84 @@ def test_idle_sign_out_warning_and_timeout(server: LiveServer, tablet: Page) -> 
     server.now.skip(31 * 60)
     expect(tablet.get_by_role("heading", name="Staff sign-in")).to_be_visible()
     expect(tablet.get_by_text(re.compile("session ended|Signed out"))).to_be_visible()
+
+
+def test_room_overlays_toggle_with_and_without_a_session(server: LiveServer, tablet: Page) -> None:
+    sign_in(tablet, server, room="room-9")
+    group = tablet.get_by_role("group", name="Room", exact=True)
+    staff_entry = group.get_by_role("button", name="Staff in the room")
+    calm = group.get_by_role("button", name="Calm")
+    # Offered in an idle room too (staff walk in to set up), never the panic.
+    expect(staff_entry).to_have_attribute("aria-pressed", "false")
+    expect(group.get_by_role("button", name="Panic", exact=True)).to_have_count(0)
+    staff_entry.tap()
+    expect(staff_entry).to_have_attribute("aria-pressed", "true")
+    assert server.view("room-9")["overlays"] == ["staff-entry"]
+
+    start_demo(tablet)
+    expect(staff_entry).to_have_attribute("aria-pressed", "true")
+    calm.tap()
+    expect(calm).to_have_attribute("aria-pressed", "true")
+    staff_entry.tap()
+    expect(staff_entry).to_have_attribute("aria-pressed", "false")
+    assert server.view("room-9")["overlays"] == ["calm"]
+    kinds = server.event_kinds("room-9")
+    assert kinds.count("overlay_on") == 2 and kinds.count("overlay_off") == 1
+    screenshot(tablet, "room-overlays", full_page=True)
+
+    # Ending the session switches overlays off; the dialog says so.
+    tablet.get_by_role("button", name="End session").tap()
+    end = tablet.get_by_role("dialog", name="End this session?")
+    expect(end).to_contain_text("resting light")
+    expect(end).to_contain_text("Calm switches off")
+    end.get_by_role("button", name="End session").tap()
+    expect(tablet.get_by_role("heading", name="Choose a scene")).to_be_visible()
+    expect(calm).to_have_attribute("aria-pressed", "false")
+    assert server.view("room-9")["overlays"] == []
+
+
+def test_signed_out_paired_tablet_can_still_panic(server: LiveServer, tablet: Page) -> None:
+    sign_in(tablet, server, room="room-10")
+    tablet.get_by_role("button", name="Log out").tap()
+    expect(tablet.get_by_role("heading", name="Staff sign-in")).to_be_visible()
+    emergency = tablet.get_by_role("group", name="Emergency in Room 10")
+    expect(emergency).to_be_visible()
+    panic = emergency.get_by_role("button", name="Panic", exact=True)
+    panic.scroll_into_view_if_needed()
+    box = panic.bounding_box()
+    assert box is not None
+    tablet.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+    tablet.mouse.down()  # a short press is not a panic, signed in or not
+    tablet.wait_for_timeout(300)
+    tablet.mouse.up()
+    tablet.wait_for_timeout(300)
+    assert "panic" not in server.view("room-10")["overlays"]
+
+    tablet.mouse.down()
+    tablet.wait_for_timeout(1800)
+    tablet.mouse.up()
+    status = emergency.get_by_role("status")
+    expect(status).to_contain_text("Panic on in Room 10")
+    screenshot(tablet, "signed-out-panic")
+    assert "panic" in server.view("room-10")["overlays"]
+    panics = [e for e in server.events.get("room-10", []) if e["kind"] == "panic"]
+    assert len(panics) == 1 and str(panics[0]["actor"]).startswith("tablet:")
+
+    # Staff sign in on the same tablet: the room shows the panic, and only they release it.
+    tablet.get_by_label("Staff ID").fill(STAFF)
+    for digit in PIN:
+        tablet.get_by_role("button", name=digit, exact=True).tap()
+    tablet.get_by_role("button", name="Sign in").tap()
+    alarm = tablet.get_by_role("alert").filter(has_text="PANIC")
+    expect(alarm).to_be_visible()
+    tablet.get_by_role("button", name="Release panic").tap()
+    expect(alarm).to_be_hidden()
+    assert "panic" not in server.view("room-10")["overlays"]
+
+
+def test_unpaired_signed_out_screen_offers_no_panic(server: LiveServer, tablet: Page) -> None:
+    tablet.goto(server.url + "/")
+    expect(tablet.get_by_role("heading", name="Staff sign-in")).to_be_visible()
+    tablet.wait_for_load_state("networkidle")
+    expect(tablet.get_by_role("button", name="Panic", exact=True)).to_have_count(0)

@@ -209,8 +209,12 @@ def test_export_csv_and_json(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data and all(d["time"] >= "2026-01-01T09:00:30" for d in data)
     assert len(data) < len(table)
+    assert not {"login", "clock_step"} & {r["kind"] for r in table}, "site rows: no --room"
+    assert {r["room"] for r in table} == {"room-1"}
+    everything = json.loads(_export(config_path, "--format", "json"))
+    assert [r["kind"] for r in everything].count("login") == 1
     other = json.loads(_export(config_path, "--room", "room-9", "--format", "json"))
-    assert [r["kind"] for r in other] == ["login"], "only site-wide rows for another room"
+    assert other == [], "a room's export holds nothing of the site or other rooms"
 
 
 def test_retention_prunes_old_entries_at_start_and_daily(tmp_path: Path) -> None:

@@ -202,3 +202,5 @@ async def test_every_endpoint_but_login_needs_a_session(web: WebRig) -> None:
         )
         assert r.status == 401, path
     assert web.site.rooms["room-1"].view()["session"] is None
+    # Public, but only about this browser's own pairing (none here).
+    assert await (await client.get("/api/v1/device")).json() == {"room": None, "room_name": None}

@@ -38,7 +38,7 @@ def test_document_is_valid_openapi_3_1() -> None:
     schemathesis = pytest.importorskip("schemathesis")
     schema = schemathesis.openapi.from_dict(openapi_document(session_cookie="sessionctl-session"))
     operations = [op for op in schema.get_all_operations()]
-    assert len(operations) == 25
+    assert len(operations) == 26
     assert all(op.ok() for op in operations)
 
 

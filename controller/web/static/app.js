@@ -31,6 +31,8 @@ const S = {
   overviewLinks: [],
   expiresIn: null,
   expiresAt: 0,
+  device: null, // {room, room_name} of this tablet's pairing, for the signed-out panic
+  loginPanicPending: false,
 };
 
 // -- formatting ----------------------------------------------------------------------------
@@ -198,6 +200,73 @@ function showLogin() {
   show("login");
   $("login-pin").value = "";
   $("login-staff").focus();
+  if (!S.loginPanicPending) loginPanicStatus("");
+  loadDevice();
+}
+
+// -- panic while signed out ----------------------------------------------------------------
+// A tablet paired with a room may send that room's panic without a sign-in (API.md); the
+// release, like everything else, needs staff.
+
+async function loadDevice() {
+  try {
+    const device = await api("GET", "/device");
+    S.device = device && device.room ? device : null;
+  } catch {
+    S.device = null;
+  }
+  renderLoginPanic();
+}
+
+function renderLoginPanic() {
+  const box = $("login-safety");
+  box.hidden = S.device === null;
+  if (S.device === null) {
+    loginPanicHold.cancel();
+    return;
+  }
+  $("login-safety-room").textContent = S.device.room_name || S.device.room;
+  const button = $("login-panic");
+  button.disabled = S.loginPanicPending;
+  button.classList.toggle("pending", S.loginPanicPending);
+  button.setAttribute("aria-busy", String(S.loginPanicPending));
+}
+
+function loginPanicStatus(message) {
+  $("login-panic-status").textContent = message;
+}
+
+function signedOutPanic() {
+  const device = S.device;
+  if (device === null || S.loginPanicPending) return;
+  const name = device.room_name || device.room;
+  S.loginPanicPending = true;
+  renderLoginPanic();
+  loginPanicStatus(`Sending panic to ${name}…`);
+  // One intent, one cmd_id: every retry while the network is down reuses it.
+  sendCommand(device.room, "panic", {}, newCmdId(), {
+    patience: 120000,
+    onRetry: () => loginPanicStatus(`No answer yet; sending the panic to ${name} again…`),
+  })
+    .then((outcome) => {
+      loginPanicStatus(
+        outcome.accepted
+          ? `Panic on in ${name}: full light, music stopped. Staff sign in to release it.`
+          : `Panic refused: ${outcome.reason || "no reason given"}`,
+      );
+    })
+    .catch((err) => {
+      if (err instanceof ApiError && err.status === 401) {
+        loginPanicStatus("This tablet is no longer paired with a room. Sign in to send a panic.");
+        loadDevice();
+        return;
+      }
+      loginPanicStatus(`Panic not sent: ${describeError(err)}`);
+    })
+    .finally(() => {
+      S.loginPanicPending = false;
+      renderLoginPanic();
+    });
 }
 
 function keypad(ev) {
@@ -444,6 +513,8 @@ async function openRoom(roomId) {
   $("room-error").textContent = "";
   $("picker").hidden = true;
   $("session").hidden = true;
+  $("room-controls").hidden = true;
+  $("overlay-list").replaceChildren();
   try {
     await refreshView();
   } catch (err) {
@@ -478,6 +549,7 @@ function roomRefused(err) {
       : describeError(err);
   $("picker").hidden = true;
   $("session").hidden = true;
+  $("room-controls").hidden = true;
   $("panic").disabled = true;
   $("release").hidden = true;
 }
@@ -564,9 +636,62 @@ function render() {
   $("session").hidden = !active;
   if (active) renderSession(view);
   renderCheckins(view.checkins || []);
+  renderOverlays(view);
   renderAlarm(view);
   renderControls();
   tick();
+}
+
+/** The overlays staff may switch: the room's and the running scene's, panic excepted; an
+ * active one that is no longer offered stays listed so it can still be switched off. */
+function overlayChoices(view) {
+  const choices = (view.overlay_choices || []).filter((c) => c.name !== "panic");
+  for (const name of view.overlays || []) {
+    if (name !== "panic" && !choices.some((c) => c.name === name)) {
+      choices.push({ name, title: name });
+    }
+  }
+  return choices;
+}
+
+// Keyed like the check-in cards, so a button being tapped survives the next state message.
+function renderOverlays(view) {
+  const box = $("overlay-list");
+  const active = new Set(view.overlays || []);
+  const choices = overlayChoices(view);
+  const buttons = choices.map((c) => {
+    let button = box.querySelector(`[data-overlay="${CSS.escape(c.name)}"]`);
+    if (!button) {
+      button = el("button", {
+        type: "button",
+        class: "btn toggle",
+        "data-overlay": c.name,
+        "data-control": `overlay:${c.name}`,
+        onclick: () => toggleOverlay(c.name),
+      });
+    }
+    button.textContent = c.title;
+    button.dataset.title = c.title;
+    button.setAttribute("aria-pressed", String(active.has(c.name)));
+    return button;
+  });
+  box.replaceChildren(...buttons);
+  $("room-controls").hidden = buttons.length === 0;
+}
+
+function toggleOverlay(name) {
+  const view = S.view;
+  if (!view) return;
+  const button = $("overlay-list").querySelector(`[data-overlay="${CSS.escape(name)}"]`);
+  const title = (button && button.dataset.title) || name;
+  // The intent is decided from the state on screen when tapped: on if it shows off.
+  const on = !(view.overlays || []).includes(name);
+  command(
+    `overlay:${name}`,
+    "overlay",
+    { name, on },
+    { label: `${title} ${on ? "on" : "off"}`, done: `${title}: ${on ? "on" : "off"}` },
+  );
 }
 
 function renderHealth(health) {
@@ -838,7 +963,7 @@ const DONE = {
 };
 
 /** One user intent: one cmd_id, its control disabled until the outcome is known. */
-function command(key, verb, args, { patience = 30000, label } = {}) {
+function command(key, verb, args, { patience = 30000, label, done } = {}) {
   if (S.pending.has(key)) return;
   const room = S.roomId;
   const cmdId = newCmdId();
@@ -850,7 +975,7 @@ function command(key, verb, args, { patience = 30000, label } = {}) {
   })
     .then((outcome) => {
       if (outcome.accepted) {
-        toast(DONE[verb] || `${label || verb}: done`);
+        toast(done || DONE[verb] || `${label || verb}: done`);
       } else {
         toast(`${label || verb} refused: ${outcome.reason || "no reason given"}`, true);
       }
@@ -901,6 +1026,12 @@ function renderControls() {
     node.disabled = !live || pending;
     node.classList.toggle("pending", pending);
   }
+  for (const node of $("overlay-list").querySelectorAll("[data-control]")) {
+    const pending = S.pending.has(node.dataset.control);
+    node.disabled = !live || pending;
+    node.classList.toggle("pending", pending);
+    node.setAttribute("aria-busy", String(pending));
+  }
 }
 
 function startSession() {
@@ -940,10 +1071,11 @@ function askEnd() {
   reason.value = "";
   reason.required = early;
   $("dlg-end-override").hidden = !early;
-  $("dlg-end-text").textContent = early
-    ? `The minimum observation time for ${s.scene_name} has ${clock(minLeft)} left. ` +
-      "Ending now needs an override and a reason; it is recorded in the audit log."
-    : `End ${s.scene_name} now. The room goes to its resting light.`;
+  $("dlg-end-text").textContent =
+    (early
+      ? `The minimum observation time for ${s.scene_name} has ${clock(minLeft)} left. ` +
+        "Ending now needs an override and a reason; it is recorded in the audit log. "
+      : `End ${s.scene_name} now. `) + afterEnd(S.view);
   $("dlg-end-ok").textContent = early ? "End early (override)" : "End session";
   confirmDialog($("dlg-end"), () => {
     // A reason code, never free text: the audit log must not hold patient details.
@@ -952,47 +1084,77 @@ function askEnd() {
   });
 }
 
+/** What ending does to the room: overlays off (panic excepted), lights to rest over 30 s. */
+function afterEnd(view) {
+  const titles = overlayChoices(view)
+    .filter((c) => (view.overlays || []).includes(c.name))
+    .map((c) => c.title);
+  const off = titles.length ? ` ${titles.join(", ")} switch${titles.length > 1 ? "" : "es"} off.` : "";
+  const panic = (view.overlays || []).includes("panic") ? " Panic stays on until released." : "";
+  return `The room goes to its resting light over 30 s.${off}${panic}`;
+}
+
 // -- panic: press and hold ----------------------------------------------------------------
 
-let panicTimer = null;
-
-function beginPanicHold(ev) {
-  const button = $("panic");
-  if (button.disabled || panicTimer !== null) return;
-  if (ev.type === "keydown") {
-    if ((ev.key !== " " && ev.key !== "Enter") || ev.repeat) return;
-    ev.preventDefault();
-  } else if (ev.pointerId !== undefined && button.setPointerCapture) {
-    try {
-      button.setPointerCapture(ev.pointerId);
-    } catch {
-      /* not capturable: hold still works while the finger stays on it */
-    }
-  }
-  button.classList.add("holding");
-  button.setAttribute("aria-pressed", "true");
-  panicTimer = setTimeout(() => {
-    panicTimer = null;
+/**
+ * Make `button` fire only after a press held for PANIC_HOLD_MS (finger, mouse, Space or
+ * Enter); a shorter press explains itself. Returns {cancel} to drop a hold in progress.
+ */
+function holdToFire(button, fire) {
+  let timer = null;
+  const cancel = () => {
+    clearTimeout(timer);
+    timer = null;
     button.classList.remove("holding");
     button.setAttribute("aria-pressed", "false");
-    command("panic", "panic", {}, { patience: 120000, label: "Panic" });
-  }, PANIC_HOLD_MS);
+  };
+  const begin = (ev) => {
+    if (button.disabled || timer !== null) return;
+    if (ev.type === "keydown") {
+      if ((ev.key !== " " && ev.key !== "Enter") || ev.repeat) return;
+      ev.preventDefault();
+    } else if (ev.pointerId !== undefined && button.setPointerCapture) {
+      try {
+        button.setPointerCapture(ev.pointerId);
+      } catch {
+        /* not capturable: hold still works while the finger stays on it */
+      }
+    }
+    button.classList.add("holding");
+    button.setAttribute("aria-pressed", "true");
+    timer = setTimeout(() => {
+      timer = null;
+      button.classList.remove("holding");
+      button.setAttribute("aria-pressed", "false");
+      fire();
+    }, PANIC_HOLD_MS);
+  };
+  const end = (ev) => {
+    if (ev && ev.type === "keyup" && ev.key !== " " && ev.key !== "Enter") return;
+    if (timer !== null) {
+      cancel();
+      toast("Hold the panic button for 1.5 seconds to trigger it.");
+    }
+  };
+  button.setAttribute("aria-pressed", "false");
+  button.addEventListener("pointerdown", begin);
+  button.addEventListener("pointerup", end);
+  button.addEventListener("pointercancel", end);
+  button.addEventListener("lostpointercapture", end);
+  button.addEventListener("keydown", begin);
+  button.addEventListener("keyup", end);
+  button.addEventListener("contextmenu", (ev) => ev.preventDefault());
+  button.addEventListener("click", (ev) => ev.preventDefault());
+  return { cancel };
 }
+
+const roomPanicHold = holdToFire($("panic"), () =>
+  command("panic", "panic", {}, { patience: 120000, label: "Panic" }),
+);
+const loginPanicHold = holdToFire($("login-panic"), signedOutPanic);
 
 function cancelPanicHold() {
-  clearTimeout(panicTimer);
-  panicTimer = null;
-  const button = $("panic");
-  button.classList.remove("holding");
-  button.setAttribute("aria-pressed", "false");
-}
-
-function endPanicHold(ev) {
-  if (ev && ev.type === "keyup" && ev.key !== " " && ev.key !== "Enter") return;
-  if (panicTimer !== null) {
-    cancelPanicHold();
-    toast("Hold the panic button for 1.5 seconds to trigger it.");
-  }
+  roomPanicHold.cancel();
 }
 
 // -- wiring -------------------------------------------------------------------------------
@@ -1018,16 +1180,6 @@ function wire() {
   $("release").addEventListener("click", () =>
     command("release", "release", {}, { label: "Release panic" }),
   );
-  const panic = $("panic");
-  panic.setAttribute("aria-pressed", "false");
-  panic.addEventListener("pointerdown", beginPanicHold);
-  panic.addEventListener("pointerup", endPanicHold);
-  panic.addEventListener("pointercancel", endPanicHold);
-  panic.addEventListener("lostpointercapture", endPanicHold);
-  panic.addEventListener("keydown", beginPanicHold);
-  panic.addEventListener("keyup", endPanicHold);
-  panic.addEventListener("contextmenu", (ev) => ev.preventDefault());
-  panic.addEventListener("click", (ev) => ev.preventDefault());
   // While the sign-out warning shows, any touch counts: one ordinary request is activity.
   document.addEventListener("pointerdown", () => {
     if ($("expiry-banner").hidden || S.staff === null) return;
