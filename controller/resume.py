@@ -144,6 +144,7 @@ def _restore_room(
         plan.events.append(Event("session_restored", {"state": state.value}))
         return plan
     offset = round(session.offset(decision.restore_at), 3)
+    continues_at = _continues_at(saved, room, overlays, now, resume_gap, offset)
     plan.events.append(
         Event(
             "session_resumed",
@@ -151,6 +152,7 @@ def _restore_room(
                 "mode": decision.mode,
                 "state": state.value,
                 "offset": offset,
+                "continues_at": continues_at,
                 "gap": None if decision.gap is None else round(decision.gap, 3),
                 "reason": decision.reason,
             },
@@ -179,14 +181,41 @@ def _restore_room(
             )
         )
     log.warning(
-        "room %s: session %s %s at offset %.1f s (%s)",
+        "room %s: session %s %s: journalled at %.1f s, continues at %.1f s (%s)",
         room.id,
         session.token,
         "resumed" if decision.mode != "paused" else "restored paused",
         offset,
+        continues_at,
         decision.reason,
     )
     return plan
+
+
+def _continues_at(
+    saved: Saved,
+    room: Room,
+    overlays: Mapping[str, Overlay],
+    now: Stamp,
+    resume_gap: float,
+    journalled: float,
+) -> float:
+    """Where the timeline actually goes on from (the journalled offset plus the time that
+    passed, through phase ends and holds), worked out on a throwaway copy of the session so
+    that the real one produces its catch-up events in the room's loop, journalled there."""
+    try:
+        probe, _ = restore_session(
+            saved,
+            room.scenes,
+            roles=list(room.drivers.roles),
+            overlays=overlays,
+            now=now,
+            resume_gap=resume_gap,
+        )
+        probe.advance(now.mono)
+        return round(probe.offset(now.mono), 3)
+    except (KeyError, ValueError, TypeError):
+        return journalled
 
 
 def _clock(seconds: float) -> str:

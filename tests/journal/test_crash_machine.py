@@ -97,7 +97,8 @@ def _close(a: Any, b: Any, path: str = "") -> None:
 class JournalMachine(SessionMachine):
     def __init__(self) -> None:
         super().__init__()
-        # On tmpfs when there is one: this machine checks logic, the kill loop checks fsync.
+        # On tmpfs when there is one: this machine checks logic; the kill loop checks that
+        # replies wait for the write (power-loss durability rests on synchronous=FULL).
         shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
         self.folder = Path(tempfile.mkdtemp(prefix="crash-machine-", dir=shm))
         self.path = self.folder / "journal.sqlite3"
