@@ -30,7 +30,8 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 
 from controller.clock import SystemClock  # noqa: E402
 from controller.site import Site, build_site  # noqa: E402
-from controller.web.app import start_web  # noqa: E402
+from controller.web.app import build_app, start_web  # noqa: E402
+from controller.web.auth import Throttle  # noqa: E402
 from controller.web.openapi import openapi_document  # noqa: E402
 from tests.web.conftest import HDR, PINS, web_config  # noqa: E402
 
@@ -65,7 +66,11 @@ def served(tmp_path_factory: pytest.TempPathFactory, staff_template: Path) -> It
     async def serve() -> None:
         site = build_site(config, clock=SystemClock())
         await site.start()
-        runner = await start_web(site, config.site.web)
+        # The unauthenticated run's failed logins must not throttle the authenticated run's
+        # login (a flake whenever the fuzz ops after login took less than the back-off);
+        # the throttle has its own tests in test_auth.py.
+        app = build_app(site, config.site.web, throttle=Throttle(free=1_000_000))
+        runner = await start_web(site, config.site.web, app=app)
         stop["served"] = Served(
             f"http://127.0.0.1:{runner.addresses[0][1]}", site, asyncio.get_running_loop()
         )
