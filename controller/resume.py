@@ -121,8 +121,9 @@ def _restore_room(
     plan = _Plan()
     if saved is None:
         return plan
-    try:
-        session, decision = restore_session(
+
+    def restore() -> tuple[Session, Decision]:
+        return restore_session(
             saved,
             room.scenes,
             roles=list(room.drivers.roles),
@@ -130,6 +131,14 @@ def _restore_room(
             now=now,
             resume_gap=resume_gap,
         )
+
+    try:
+        session, decision = restore()
+        # Where the timeline goes on from (through phase ends and holds), worked out on a
+        # throwaway copy: the real session produces its catch-up events in the room's loop.
+        probe, _ = restore()
+        probe.advance(now.mono)
+        continues_at = round(probe.offset(now.mono), 3)
     except (KeyError, ValueError, TypeError) as exc:
         message = f"the journalled session could not be restored ({exc}); the room is safe"
         log.error("room %s: %s", room.id, message)
@@ -144,7 +153,6 @@ def _restore_room(
         plan.events.append(Event("session_restored", {"state": state.value}))
         return plan
     offset = round(session.offset(decision.restore_at), 3)
-    continues_at = _continues_at(saved, room, overlays, now, resume_gap, offset)
     plan.events.append(
         Event(
             "session_resumed",
@@ -190,32 +198,6 @@ def _restore_room(
         decision.reason,
     )
     return plan
-
-
-def _continues_at(
-    saved: Saved,
-    room: Room,
-    overlays: Mapping[str, Overlay],
-    now: Stamp,
-    resume_gap: float,
-    journalled: float,
-) -> float:
-    """Where the timeline actually goes on from (the journalled offset plus the time that
-    passed, through phase ends and holds), worked out on a throwaway copy of the session so
-    that the real one produces its catch-up events in the room's loop, journalled there."""
-    try:
-        probe, _ = restore_session(
-            saved,
-            room.scenes,
-            roles=list(room.drivers.roles),
-            overlays=overlays,
-            now=now,
-            resume_gap=resume_gap,
-        )
-        probe.advance(now.mono)
-        return round(probe.offset(now.mono), 3)
-    except (KeyError, ValueError, TypeError):
-        return journalled
 
 
 def _clock(seconds: float) -> str:
