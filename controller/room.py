@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -45,6 +46,8 @@ from drivers.base import (
 
 log = logging.getLogger("sessionctl.room")
 
+# Identifies this process in room views (see Room.view's "rev").
+INSTANCE = secrets.token_hex(4)
 # Panic and its release are acted on at once: they overtake driver back-off and calls in
 # flight, and wait at most this long for the journal (safety over schedule, DESIGN.md §1.7).
 URGENT_VERBS = frozenset({"panic", "release"})
@@ -185,6 +188,7 @@ class Room:
         self._lock = asyncio.Lock()
         self._recorded_at = clock.monotonic()
         self._pending_chimes: list[str] = []
+        self._rev = 0
         self._chimes: set[asyncio.Future[bool]] = set()
         self.health_notes: dict[str, str] = {}
         # Called with how late (s) the loop woke for a deadline; serve feeds /metrics from it.
@@ -288,6 +292,10 @@ class Room:
         out["room"] = {"id": self.id, "name": self.config.title}
         out["health"] = self.health()
         out["wall"] = self.clock.wall().isoformat()
+        # Lets a client drop a view older than one it already shows (HTTP replies and
+        # WebSocket pushes can arrive out of order); `instance` changes when the process does.
+        out["rev"] = self._rev
+        out["instance"] = INSTANCE
         return out
 
     def health(self) -> dict[str, Any]:
@@ -310,13 +318,15 @@ class Room:
         if available:
             # Level-triggered: forget what was sent so the desired state goes out again.
             if device is None:
+                # The whole driver is back: try it now, whatever its back-off said.
                 lane.sent.clear()
+                lane.retry_at = None
+                lane.backoff = RETRY_MIN
+                lane.last_error = None
             else:
+                # One device is back; the driver's own health is unchanged by that.
                 lane.sent.pop(device, None)
                 lane.sent.pop("__music__", None)
-            lane.retry_at = None
-            lane.backoff = RETRY_MIN
-            lane.last_error = None
         self._emit_event(
             Event(
                 "driver_available" if available else "driver_unavailable",
@@ -657,6 +667,7 @@ class Room:
         )
 
     def _emit_state(self) -> None:
+        self._rev += 1
         self._notify(RoomUpdate("state", self.view()))
 
     def _notify(self, update: RoomUpdate) -> None:

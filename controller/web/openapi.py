@@ -130,6 +130,8 @@ def _schemas() -> dict[str, Any]:
                 "room",
                 "health",
                 "wall",
+                "rev",
+                "instance",
                 "overlay_choices",
             ],
             "properties": {
@@ -157,6 +159,12 @@ def _schemas() -> dict[str, Any]:
                     "properties": {"ok": {"type": "boolean"}},
                 },
                 "wall": {"type": "string"},
+                "rev": {
+                    "type": "integer",
+                    "description": "Grows with every state change; drop a view older than one "
+                    "already shown (same instance)",
+                },
+                "instance": {"type": "string", "description": "Changes when the process does"},
             },
         },
         "Scene": {
