@@ -69,7 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sessionctl", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="sessionctl",
+        description="Session environment controller for ketamine-assisted therapy rooms: "
+        "scene timelines for lights, music and staff check-ins.",
+    )
     parser.add_argument("--version", action="version", version=f"sessionctl {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
 
