@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
 import logging
+import os
 import random
+import re
 import socket
 import ssl
 from collections import deque
@@ -56,6 +59,28 @@ WINDOW = 20
 """Messages in flight at once: paho's default ``max_inflight_messages``."""
 ONLINE = b"online"
 OFFLINE = b"offline"
+
+
+def _id_part(text: str) -> str:
+    # The id appears in the multi-room will topic: no wildcards, no separators.
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x"
+
+
+def default_client_id(rooms: Sequence[str] = (), pid: int | None = None) -> str:
+    """``sessionctl-<hostname>``, plus the rooms served (stable across restarts) or the pid.
+
+    >>> default_client_id(["room1"]).endswith("-room1")
+    True
+    """
+    base = f"sessionctl-{_id_part(socket.gethostname())}"
+    if not rooms and pid is None:
+        return base[:64]
+    suffix = "_".join(_id_part(r) for r in rooms) if rooms else str(pid)
+    ident = f"{base}-{suffix}"
+    if len(ident) > 64:
+        digest = hashlib.sha1(suffix.encode()).hexdigest()[:10]
+        ident = f"{base[: 64 - len(digest) - 1]}-{digest}"
+    return ident
 
 
 class TlsSettings(BaseModel):
@@ -91,7 +116,10 @@ class MqttSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
     prefix: str = Field("sessionctl", pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_/-]*$")
-    client_id: str = Field("sessionctl", min_length=1, max_length=64)
+    client_id: str = Field(default_factory=lambda: default_client_id(), min_length=1, max_length=64)
+    """Unique per controller: a broker drops the older of two connections with one id, and
+    two controllers sharing one kick each other off for ever. Left unset, the connection uses
+    ``sessionctl-<hostname>-<its rooms>`` (or the pid when it serves no room)."""
     username: str | None = None
     password: SecretStr | None = None
     tls: TlsSettings | None = None
@@ -106,6 +134,10 @@ class MqttSettings(BaseModel):
     auth_retry: float = Field(60.0, gt=0)
     """Wait between attempts after the broker refused the credentials: an operator has to fix
     the config or the broker, and hammering it only fills its log."""
+    stable_after: float = Field(10.0, gt=0)
+    """Only a connection that lasted this long resets the reconnect back-off: a broker that
+    accepts and then drops us at once (another client took our id, an ACL kick) must not get
+    a reconnect every ``reconnect_min``."""
     outbox_limit: int = Field(1000, ge=1)
     publish_timeout: float = Field(10.0, gt=0)
 
@@ -118,13 +150,20 @@ class MqttSettings(BaseModel):
         return self
 
 
-@dataclass
+@dataclass(eq=False)
 class _Outgoing:
     topic: str
     payload: bytes
     qos: int
     retain: bool
+    coalesce: bool = False
+    """Only the latest message for this topic matters (a device command): a newer one replaces
+    it while it waits."""
     live: bool = True
+
+    @property
+    def key(self) -> tuple[bool, str] | None:
+        return (self.retain, self.topic) if self.retain or self.coalesce else None
 
 
 @dataclass
@@ -141,57 +180,97 @@ class _Subscription:
 class Outbox:
     """Messages waiting to be sent, in order; bounded.
 
-    A retained topic keeps only its latest value (the newer one takes the older one's turn at
-    the back). When full, the oldest non-retained message is dropped first.
+    A retained topic, and a topic published with ``coalesce=True``, keeps only its latest
+    message (the newer one takes the older one's turn at the back). Such a message stays
+    tracked by its topic until the broker acknowledged it, so one that failed in flight goes
+    back to the front unless a newer one for its topic is already waiting. When full, the
+    oldest non-retained message is dropped first.
+
+    Every operation is amortised O(1): replaced, sent and dropped entries are only marked, and
+    the queues are compacted once the marked ones outnumber the live ones.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.dropped = 0
         self._items: deque[_Outgoing] = deque()
-        self._retained: dict[str, _Outgoing] = {}
+        # The non-retained entries of _items, in the same order: what a full outbox drops first.
+        self._plain: deque[_Outgoing] = deque()
+        # Latest message per key, queued or in flight.
+        self._latest: dict[tuple[bool, str], _Outgoing] = {}
         self._live = 0
         self.ready = asyncio.Event()
 
     def __len__(self) -> int:
         return self._live
 
+    @property
+    def entries(self) -> int:
+        """Entries held, live or marked: stays within a constant factor of ``len()``."""
+        return len(self._items) + len(self._plain)
+
     def put(self, item: _Outgoing) -> None:
-        if item.retain:
-            old = self._retained.pop(item.topic, None)
+        key = item.key
+        if key is not None:
+            old = self._latest.get(key)
             if old is not None and old.live:
                 old.live = False
                 self._live -= 1
-            self._retained[item.topic] = item
+            self._latest[key] = item
+        item.live = True
         self._items.append(item)
+        if not item.retain:
+            self._plain.append(item)
         self._live += 1
-        while self._live > self.limit:
-            self._drop_one()
-        self.ready.set()
+        self._settle()
 
     def put_front(self, item: _Outgoing) -> None:
         """Give back a message whose send failed, so it goes first after reconnect."""
-        if item.live and (not item.retain or self._retained.get(item.topic) is item):
-            self._items.appendleft(item)
-            self._live += 1
-            self.ready.set()
+        key = item.key
+        if item.live or (key is not None and self._latest.get(key) is not item):
+            return  # already queued, or a newer message for its topic is waiting
+        item.live = True
+        self._items.appendleft(item)
+        if not item.retain:
+            self._plain.appendleft(item)
+        self._live += 1
+        self._settle()
 
     def pop(self) -> _Outgoing | None:
+        """The next message to send; it stays tracked until :meth:`sent` or :meth:`put_front`."""
         while self._items:
             item = self._items.popleft()
             if item.live:
+                item.live = False
                 self._live -= 1
-                if item.retain and self._retained.get(item.topic) is item:
-                    del self._retained[item.topic]
                 return item
+        self._plain.clear()  # only entries already sent or dropped were left
         self.ready.clear()
         return None
 
+    def sent(self, item: _Outgoing) -> None:
+        """The broker has ``item``: forget it."""
+        key = item.key
+        if key is not None and self._latest.get(key) is item:
+            del self._latest[key]
+
+    def _settle(self) -> None:
+        while self._live > self.limit:
+            self._drop_one()
+        if len(self._items) + len(self._plain) > 4 * self._live + 64:
+            self._items = deque(i for i in self._items if i.live)
+            self._plain = deque(i for i in self._items if not i.retain)
+        self.ready.set()
+
     def _drop_one(self) -> None:
-        victim = next((i for i in self._items if i.live and not i.retain), None)
-        if victim is None:
-            victim = next(i for i in self._items if i.live)
-            self._retained.pop(victim.topic, None)
+        victim: _Outgoing | None = None
+        while self._plain and victim is None:
+            candidate = self._plain.popleft()
+            victim = candidate if candidate.live else None
+        while victim is None:
+            candidate = self._items.popleft()
+            victim = candidate if candidate.live else None
+        self.sent(victim)
         victim.live = False
         self._live -= 1
         self.dropped += 1
@@ -209,6 +288,14 @@ class MqttConnection:
     ) -> None:
         self.settings = settings
         self.rooms = tuple(rooms)
+        self.client_id = (
+            settings.client_id
+            if "client_id" in settings.model_fields_set
+            else default_client_id(self.rooms, os.getpid())
+        )
+        self.failures = 0
+        """Failed connection attempts in a row (a connection shorter than ``stable_after``
+        counts as one); drives the back-off."""
         self.connected = False
         self.last_error: str | None = None
         self.connects = 0
@@ -240,22 +327,40 @@ class MqttConnection:
     def will_topic(self) -> str:
         if len(self.rooms) == 1:
             return f"{self.settings.prefix}/{self.rooms[0]}/status"
-        return f"{self.settings.prefix}/_controller/{self.settings.client_id}/status"
+        return f"{self.settings.prefix}/_controller/{self.client_id}/status"
 
     # -- MqttLink -------------------------------------------------------------------------
 
     async def publish(
-        self, topic: str, payload: bytes | str, *, qos: int = 0, retain: bool = False
+        self,
+        topic: str,
+        payload: bytes | str,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        coalesce: bool = False,
     ) -> None:
-        """Queue a message; it is sent now if connected, else in order after reconnect."""
-        self.publish_nowait(topic, payload, qos=qos, retain=retain)
+        """Queue a message; it is sent now if connected, else in order after reconnect.
+
+        ``coalesce=True`` is for device commands: only the latest message per topic waits in
+        the outbox, so a backlog built up during an outage (panic, release, ...) is not
+        replayed on reconnect, and a new command does not queue behind stale ones for the same
+        device. Events and replies are never coalesced: they are delivered in order.
+        """
+        self.publish_nowait(topic, payload, qos=qos, retain=retain, coalesce=coalesce)
 
     def publish_nowait(
-        self, topic: str, payload: bytes | str, *, qos: int = 0, retain: bool = False
+        self,
+        topic: str,
+        payload: bytes | str,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        coalesce: bool = False,
     ) -> None:
         """:meth:`publish` for synchronous callers (listeners); same order, same queue."""
         data = payload.encode() if isinstance(payload, str) else bytes(payload)
-        self._outbox.put(_Outgoing(topic, data, qos, retain))
+        self._outbox.put(_Outgoing(topic, data, qos, retain, coalesce))
 
     def subscribe(self, topic_filter: str, handler: Handler, *, qos: int = 1) -> None:
         """Call ``handler(topic, payload)`` for every message matching the filter, in order.
@@ -299,6 +404,7 @@ class MqttConnection:
             "connected": self.connected,
             "last_error": self.last_error,
             "connects": self.connects,
+            "failures": self.failures,
             "queued": self.queued,
             "dropped": self.dropped,
         }
@@ -364,7 +470,7 @@ class MqttConnection:
             s.port,
             username=s.username,
             password=s.password.get_secret_value() if s.password else None,
-            identifier=s.client_id,
+            identifier=self.client_id,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             will=aiomqtt.Will(self.will_topic, OFFLINE, qos=1, retain=True),
             clean_session=clean_session,
@@ -381,26 +487,30 @@ class MqttConnection:
         )
 
     async def _run(self) -> None:
-        failures = 0
+        loop = asyncio.get_running_loop()
+        self.failures = 0
         while not self._closing:
             self.attempts += 1
+            connected_at: float | None = None
+            delay = self.settings.reconnect_min
             try:
                 client = self._make_client()
                 async with client:
-                    failures = 0
+                    connected_at = loop.time()
                     await self._connected(client)
                     await self._serve(client)
             except (aiomqtt.MqttError, OSError) as exc:
-                delay = self._on_failure(exc, failures)
-                failures += 1
+                self._count_failure(connected_at, loop.time())
+                delay = self._on_failure(exc, self.failures - 1)
             except Exception as exc:
                 # A bug or a bad setting must not end the link for good: log it, retry slowly.
                 log.exception("MQTT link failed unexpectedly")
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 delay = self.settings.reconnect_max
-                failures += 1
+                self._count_failure(connected_at, loop.time())
             else:
-                delay = self.settings.reconnect_min
+                self._count_failure(connected_at, loop.time())
+                delay = self._backoff(self.failures - 1)
             finally:
                 self._client = None
                 if self.connected:
@@ -410,6 +520,17 @@ class MqttConnection:
                         self._fire(self._on_disconnect)
             if not self._closing:
                 await asyncio.sleep(delay)
+
+    def _count_failure(self, connected_at: float | None, now: float) -> None:
+        if connected_at is not None and now - connected_at >= self.settings.stable_after:
+            self.failures = 0
+        elif connected_at is not None and self.failures:
+            log.warning(
+                "MQTT connection as %r lasted %.1f s: is another client using this id?",
+                self.client_id,
+                now - connected_at,
+            )
+        self.failures += 1
 
     def _on_failure(self, exc: Exception, failures: int) -> float:
         code = getattr(exc, "rc", None)
@@ -501,6 +622,7 @@ class MqttConnection:
             try:
                 await client.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
                 del inflight[seq]
+                self._outbox.sent(item)
             except aiomqtt.MqttError as exc:
                 if not failed.done():
                     failed.set_exception(exc)
@@ -511,18 +633,17 @@ class MqttConnection:
         seq = 0
         try:
             while True:
-                if failed.done():
-                    failed.result()
-                item = self._outbox.pop()
-                if item is None:
-                    await self._outbox.ready.wait()
+                # The window slot first, then the message, with no await in between: a
+                # cancellation (the link dropped) never finds a message taken off the outbox
+                # and not yet in ``inflight``.
+                await window.acquire()
+                while True:
                     if failed.done():
                         failed.result()
-                    continue
-                await window.acquire()
-                if failed.done():
-                    self._outbox.put_front(item)
-                    failed.result()
+                    item = self._outbox.pop()
+                    if item is not None:
+                        break
+                    await self._outbox.ready.wait()
                 seq += 1
                 inflight[seq] = item
                 task = asyncio.create_task(send(seq, item))

@@ -8,10 +8,11 @@ A concrete driver subclasses :class:`MqttLights`, parses its device options in
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, cast
 
 from drivers.base import (
     Capabilities,
@@ -24,6 +25,20 @@ from drivers.base import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class CoalescingLink(MqttLink, Protocol):
+    """A link that can keep only the latest queued message per topic (controller.mqtt)."""
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        coalesce: bool = False,
+    ) -> None: ...
 
 
 def compact_json(payload: Mapping[str, Any]) -> str:
@@ -84,6 +99,7 @@ class MqttLights:
         if context.mqtt is None:
             raise DriverConfigError(f"{name}: the {self.kind} driver needs an MQTT connection")
         self.link: MqttLink = context.mqtt
+        self._coalescing = "coalesce" in inspect.signature(self.link.publish).parameters
         self.qos = int(options.get("qos", 1))
         raw = options.get("devices")
         if isinstance(raw, list):
@@ -152,9 +168,18 @@ class MqttLights:
             raise DriverError(f"{self.name}: unknown device(s) {', '.join(unknown)}")
         for device, command in commands.items():
             for topic, payload in self._messages(device, command):
-                # Never retained: a retained command re-fires on every device reconnect
-                # ("ghost switching", devices.md §7).
-                await self.link.publish(topic, payload, qos=self.qos, retain=False)
+                await self._publish(topic, payload)
+
+    async def _publish(self, topic: str, payload: str) -> None:
+        # Never retained: a retained command re-fires on every device reconnect ("ghost
+        # switching", devices.md §7). Coalesced: while the broker is away only the latest
+        # command per device waits, so reconnecting does not replay a stale backlog (a panic
+        # and its release flashing the lights) ahead of the room's re-send of desired state.
+        if self._coalescing:
+            link = cast(CoalescingLink, self.link)
+            await link.publish(topic, payload, qos=self.qos, retain=False, coalesce=True)
+        else:
+            await self.link.publish(topic, payload, qos=self.qos, retain=False)
 
     # -- availability ---------------------------------------------------------------------
 

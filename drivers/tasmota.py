@@ -1,9 +1,10 @@
 """Lights running Tasmota (devices.md §3).
 
-Each command is one ``cmnd/<topic>/Backlog``, e.g. ``Fade 1; Speed 20; CT 370; Dimmer 10``.
-Tasmota fades natively for at most 20 s (``Speed 40``), so the fade planner sends longer fades
-in chunks of up to 20 s; this driver only picks ``Speed`` so that the device's own fade lasts
-as long as the chunk::
+Each command is one ``cmnd/<topic>/Backlog``, e.g. ``Fade 1; Speed2 20; Dimmer 10; CT 370``.
+Tasmota fades natively for at most 20 s (speed 40), so the fade planner sends longer fades
+in chunks of up to 20 s; this driver only picks the speed so that the device's own fade lasts
+as long as the chunk. It is ``Speed2``, not ``Speed``: ``Speed`` is saved to flash, and a
+40-minute fade would write it 120 times (devices.md §3.2)::
 
     drivers:
       tas:
@@ -13,7 +14,7 @@ as long as the chunk::
           strip: {mired_range: [153, 454]}
 
 Availability follows ``tele/<topic>/LWT`` (``Online``/``Offline``); the dimmer level the
-device reports on ``stat/<topic>/RESULT`` is used to size the next fade's ``Speed``.
+device reports on ``stat/<topic>/RESULT`` is used to size the next fade's speed.
 """
 
 from __future__ import annotations
@@ -103,13 +104,17 @@ class TasmotaLights(MqttLights):
             # running on into the next chunk.
             current = self.levels.get(device)
             delta = 100.0 if current is None else target - current
-            parts += ["Fade 1", f"Speed {speed_for(command.transition, delta)}"]
+            # Speed2: the same as Speed but not saved to flash (devices.md §3.2); Speed on
+            # every chunk would wear the flash.
+            parts += ["Fade 1", f"Speed2 {speed_for(command.transition, delta)}"]
         else:
             parts.append("Fade 0")
         if s.on:
+            # Dimmer before CT: with the default SetOption20 a CT switches a light that is
+            # off on at its old level for one Backlog step, a flash when fading up from off.
+            parts.append(f"Dimmer {int(target)}")
             if s.mired is not None:
                 parts.append(f"CT {round(s.mired)}")
-            parts.append(f"Dimmer {int(target)}")
         else:
             parts.append("Power OFF")
         self.levels[device] = target

@@ -23,6 +23,7 @@ from typing import Any
 from drivers.base import Capabilities, DriverConfigError, LightCommand
 from drivers.mqtt_common import MqttLights, compact_json, parse_availability, seconds
 
+BRIDGE_OFFLINE = "zigbee2mqtt bridge offline"
 # ZCL moveToLevel carries tenths of a second in a uint16 (devices.md §2.3).
 MAX_TRANSITION = 6553.0
 
@@ -75,8 +76,19 @@ class Zigbee2MqttLights(MqttLights):
             return
         self.bridge_online = state
         self.health.available = state
-        self.health.error = None if state else "zigbee2mqtt bridge offline"
+        self.health.error = None if state else BRIDGE_OFFLINE
         self._context.report_availability(self.name, None, state)
+
+    def _link_connected(self) -> None:
+        # After a broker reconnect the retained bridge state comes again, but when it equals
+        # what we remember (still "offline") _bridge_state ignores it: the link coming back
+        # must not make the driver available while the bridge it drives is offline.
+        if self.bridge_online is False:
+            self._link_up = True
+            self.health.available = False
+            self.health.error = BRIDGE_OFFLINE
+            return
+        super()._link_connected()
 
     def _messages(self, device: str, command: LightCommand) -> list[tuple[str, str]]:
         s = command.setting
