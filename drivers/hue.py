@@ -15,9 +15,12 @@ Room config::
 How it behaves:
 
 - Every phue call runs on the bridge's own single worker thread with a timeout, so the event loop
-  and other drivers never wait on the bridge.
+  and other drivers never wait on the bridge. The timeout starts when the call starts on the
+  worker: time queued behind another room's call on the same bridge is not the bridge's.
 - One :class:`~drivers.hue_throttle.BridgeThrottle` per bridge keeps inside ~10 light and 1 group
-  command per second, and backs off on HTTP 429 / error 901.
+  command per second, and backs off on HTTP 429 / error 901. The drivers of one bridge take
+  turns on the asyncio side: plan, take a slot of the budget, send, then the next driver; none
+  ever waits for the budget inside the worker (or inside its call's timeout).
 - ``apply()`` records the desired state per device; a sender task turns whatever is pending into
   requests. Commands that arrive while earlier ones wait for the rate budget replace them (latest
   desired state wins), and the plan is made again before every request, so panic overtakes a
@@ -142,11 +145,20 @@ def _parse_groups(name: str, raw: Any) -> Literal["auto", "off"] | frozenset[int
 
 @dataclass
 class _BridgeLink:
-    """What every driver on one bridge shares: the worker thread and the rate budget."""
+    """What every driver on one bridge shares: the worker thread, the rate budget, and the
+    turn to send (held from taking a slot of the budget until the bridge answered)."""
 
     executor: ThreadPoolExecutor
     throttle: BridgeThrottle
     users: int = 0
+    _lock: asyncio.Lock | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def turn(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._loop is not loop:
+            self._lock, self._loop = asyncio.Lock(), loop
+        return self._lock
 
 
 _LINKS: dict[str, _BridgeLink] = {}
@@ -332,12 +344,19 @@ class HueLights:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            request, wait = self._next_request()
-            if request is None:
-                # Re-plan after the wait: newer commands that arrive meanwhile replace these.
-                await asyncio.sleep(wait)
-                continue
-            await self._send(request)
+            assert self._link is not None
+            async with self._link.turn():
+                # Planned in our turn: another driver's send may have used the budget since.
+                if not self._pending or not self.health.available or self._fatal is not None:
+                    continue
+                request, wait = self._next_request()
+                if request is not None:
+                    if self._throttle.reserve(request.target):
+                        await self._send(request)
+                        continue
+                    wait = self._throttle.delay(request.target)
+            # Re-plan after the wait: newer commands that arrive meanwhile replace these.
+            await asyncio.sleep(wait)
 
     def _next_request(self) -> tuple[Request | None, float]:
         throttle = self._throttle
@@ -385,7 +404,6 @@ class HueLights:
         """Runs on the bridge's worker thread."""
         bridge = self._bridge
         assert bridge is not None
-        self._throttle.acquire(request.target)
         try:
             if request.target == "group":
                 return bridge.put_group(request.target_id, request.body)
@@ -394,16 +412,37 @@ class HueLights:
             self._throttle.done(request.target)
 
     async def _call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the bridge's worker; the timeout counts from when it starts there.
+
+        Waiting for the worker (another driver's call on the same bridge) is bounded too, by
+        one call's time: the worker's own socket timeout ends a stuck call by then.
+        """
         assert self._link is not None
         loop = asyncio.get_running_loop()
+        started: asyncio.Future[None] = loop.create_future()
+
+        def mark() -> None:
+            if not started.done():
+                started.set_result(None)
+
+        def run() -> T:
+            loop.call_soon_threadsafe(mark)
+            return fn()
+
+        limit = self._opts.timeout + CALL_GRACE
+        future = loop.run_in_executor(self._link.executor, run)
         try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._link.executor, fn), self._opts.timeout + CALL_GRACE
-            )
+            async with asyncio.timeout(limit) as scope:
+                await asyncio.wait((started, future), return_when=asyncio.FIRST_COMPLETED)
+                scope.reschedule(loop.time() + limit)
+                return await future
         except TimeoutError as exc:
+            future.cancel()
             raise HueUnreachable(
                 f"Hue bridge at {self._opts.host} did not answer within {self._opts.timeout} s"
             ) from exc
+        finally:
+            started.cancel()
 
     # -- outcomes ------------------------------------------------------------------------------
 

@@ -7,15 +7,16 @@ ten lights is immediate) and the rest follows as the window slides.
 
 The window runs on real monotonic time (rate limits are physical, never virtual) and is
 thread-safe: the asyncio side asks :meth:`BridgeThrottle.delay` so it can wait without holding
-the bridge's worker thread; the worker calls :meth:`BridgeThrottle.acquire` right before each
-send and :meth:`BridgeThrottle.done` when the answer is in. A send is counted at the time its
+the bridge's worker thread, and takes a slot with :meth:`BridgeThrottle.reserve` right before it
+hands the request to the worker (a blocking caller may use :meth:`BridgeThrottle.acquire`); the
+worker calls :meth:`BridgeThrottle.done` when the answer is in. A send is counted at the time its
 answer arrived, which is never earlier than the bridge saw the request: so the bridge's own
 window can never hold more than ``limit`` of ours, however much the network or a busy CPU
 delays one request and not the next. The cost is one round trip per window.
 
     throttle = BridgeThrottle(light_limit=10, group_limit=1, window=1.0)
     throttle.delay("light")     # 0.0: may send now
-    throttle.acquire("light")   # in the worker thread, just before the HTTP request
+    throttle.reserve("light")   # True: counted as sent; hand the HTTP request to the worker
     throttle.done("light")      # ... and right after its answer (or failure)
     throttle.back_off()         # after a 429: everything waits, longer each time in a row
 """
@@ -78,6 +79,15 @@ class BridgeThrottle:
         with self._lock:
             return max(self._windows[kind].delay(now), self._paused_until - now, 0.0)
 
+    def reserve(self, kind: Kind) -> bool:
+        """Count a ``kind`` command as sent now if the budget allows it; never blocks."""
+        with self._lock:
+            now = time.monotonic()
+            if max(self._windows[kind].delay(now), self._paused_until - now) > 0:
+                return False
+            self._windows[kind].record(now)
+            return True
+
     def acquire(self, kind: Kind) -> None:
         """Block (worker thread only) until a ``kind`` command may go, and count it as sent."""
         while True:
@@ -90,7 +100,7 @@ class BridgeThrottle:
             time.sleep(wait)
 
     def done(self, kind: Kind) -> None:
-        """The send that the last :meth:`acquire` allowed is over (one worker per bridge)."""
+        """The send that the last :meth:`reserve` allowed is over (one send at a time)."""
         with self._lock:
             self._windows[kind].settle(time.monotonic())
 

@@ -346,3 +346,23 @@ async def test_bridge_dead_at_start_is_retried_in_the_background(
     await availability.wait_for(("hue", None, True))
     await driver.apply({"lamp1": cmd(50)})
     assert bridge.lights["1"].state["bri"] == 127
+
+
+async def test_rooms_sharing_a_bridge_panic_at_once_without_false_unreachable(
+    make_bridge: MakeBridge, make_driver: MakeDriver, availability: AvailabilityLog
+) -> None:
+    """Three rooms' drivers on one bridge, each wanting one group action (1/s): time spent
+    waiting for the shared budget or for the worker thread is not the bridge failing to
+    answer."""
+    bridge = await make_bridge(lights=9, groups={1: [1, 2, 3], 2: [4, 5, 6], 3: [7, 8, 9]})
+    drivers = [
+        await make_driver(bridge, lights={f"r{r}l{i}": i for i in range(3 * r + 1, 3 * r + 4)})
+        for r in range(3)
+    ]
+    await asyncio.gather(*(d.apply(dict.fromkeys(d.devices, PANIC)) for d in drivers))
+    assert all(d.health.available and d.health.error is None for d in drivers)
+    assert not [e for e in availability.events if e[2] is False]
+    assert all(light.state["bri"] == 254 for light in bridge.lights.values())
+    assert all(p.status == 200 for p in bridge.puts())
+    assert bridge.max_in_window("lights") <= 10
+    assert bridge.max_in_window("groups") <= 1
