@@ -12,6 +12,7 @@ Room config::
         chimes: {default: chime.wav}    # kind -> file (relative to media_dir); demo chime if unset
         chime_volume: 50                # % of the ceiling
         min_fade_in: 1.0                # s: music never jumps in from silence unless urgent
+        stall_after: 5.0                # s: Playing with the time standing still = unavailable
         media_dir: /var/lib/sessionctl/media      # default: DriverContext.media_dir
         playlists_dir: /etc/sessionctl/playlists  # default: DriverContext.playlists_dir
         libvlc: /usr/lib/x86_64-linux-gnu/libvlc.so.5   # optional: which libvlc to load
@@ -19,7 +20,8 @@ Room config::
 ``apply(MusicCommand)`` is level-triggered: the same state may arrive again and again, and a
 playlist that is already playing is never restarted — only its volume ramp is retargeted. A new
 playlist with a ramp is a crossfade over two players; stopping with a ramp fades out first;
-``urgent`` (panic) or a stop with no ramp silences at once.
+``urgent`` (panic) or a stop with no ramp silences at once; an urgent stop also cuts a chime.
+A call that was waiting behind another when a panic arrived is dropped, never played late.
 
 Volume: VLC's software volume is cubic (amplitude = (v/100)³), so a linear ramp of the VLC
 volume is close to even in loudness, and a change of ``d`` dB is a factor ``10**(d/60)``.
@@ -43,7 +45,7 @@ from drivers.base import (
 )
 from drivers.demo_audio import CHIME, ensure_demo_media, wav_duration
 from drivers.playlists import ResolvedTrack, load_playlist, locate, resolve
-from drivers.vlc_runtime import Player, VlcRuntime
+from drivers.vlc_runtime import Player, StallWatch, VlcRuntime, missing_alsa_device
 from drivers.volume_ramp import Fader
 
 DEFAULT_PLAYLISTS = Path(__file__).resolve().parent.parent / "playlists"
@@ -52,6 +54,7 @@ DEFAULT_PLAYLISTS = Path(__file__).resolve().parent.parent / "playlists"
 MIN_FADE_IN = 1.0
 DUCK_DOWN = 0.3
 DUCK_RESTORE = 1.5
+STALL_AFTER = 5.0
 
 
 def db_to_volume_factor(db: float) -> float:
@@ -177,6 +180,7 @@ class VlcAudio:
         self.chime_volume = _number(name, options, "chime_volume", 50.0, 0.0, 100.0)
         self.steps_per_second = _number(name, options, "steps_per_second", 25.0, 1.0, 100.0)
         self.min_fade_in = _number(name, options, "min_fade_in", MIN_FADE_IN, 0.0, 60.0)
+        self.stall_after = _number(name, options, "stall_after", STALL_AFTER, 0.2, 600.0)
         media = options.get("media_dir") or context.media_dir
         playlists = options.get("playlists_dir") or context.playlists_dir
         self.media_dir = Path(media).expanduser() if media else None
@@ -199,6 +203,9 @@ class VlcAudio:
         self._generation = 0
         self._failed: str | None = None
         self._durations: dict[tuple[Path, float], float | None] = {}
+        # Why the output cannot be heard, by source ("device", "stall"); empty = available.
+        self._trouble: dict[str, str] = {}
+        self._watchdog: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -220,11 +227,17 @@ class VlcAudio:
         )
         self.health.available = True
         self.health.error = None
+        self._check_device()
+        self._watchdog = asyncio.create_task(self._watch_stalls())
 
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
         self._stop_all()
-        for task in list(self._chime_tasks):
-            task.cancel()
+        self._stop_chimes()
         if self._chime_player is not None:
             self._chime_player.release()
             self._chime_player = None
@@ -250,15 +263,21 @@ class VlcAudio:
             self._generation += 1
             if silence:
                 self._stop_all()
+                if command.urgent:
+                    self._stop_chimes()
                 return
+        # Taken before waiting for the lock: a panic while this call waits makes it stale.
+        generation = self._generation
         async with self._lock:
+            if generation != self._generation:
+                return
             if silence:
                 self._fade_out_all(command.ramp)
                 return
             assert command.playlist is not None
-            await self._play(runtime, command)
+            await self._play(runtime, command, generation)
 
-    async def _play(self, runtime: VlcRuntime, command: MusicCommand) -> None:
+    async def _play(self, runtime: VlcRuntime, command: MusicCommand, generation: int) -> None:
         name = command.playlist
         assert name is not None
         ramp = 0.0 if command.urgent else max(0.0, command.ramp)
@@ -266,10 +285,9 @@ class VlcAudio:
         if stream is not None:
             stream.fader.set_level(command.volume, ramp)
             return
-        generation = self._generation
         try:
-            if self._failed == name:
-                raise _Unplayable(name)  # reported once; level-triggered repeats stay quiet
+            # A playlist that failed before is tried again (its media may be back); the
+            # failure mark only keeps a repeat from reporting the same failure again.
             opened = await self._open(runtime, name, command.position)
         except _Unplayable:
             # Keep what is playing rather than drop the room into sudden silence; staff
@@ -289,7 +307,13 @@ class VlcAudio:
             opened.fader.set_level(command.volume, fade_in)
 
     def _adopt(self, name: str, ramp: float) -> _Stream | None:
-        """The stream already playing ``name``: current, or revived from fading out."""
+        """The stream already playing ``name``: current, or revived from fading out.
+
+        A stream that ran out or gave up plays nothing: it is dropped, so ``name`` is opened
+        afresh (it may play now that its media is back)."""
+        if self.current is not None and self.current.finished:
+            self.current.close()
+            self.current = None
         if self.current is not None and self.current.name == name:
             return self.current
         for stream in self.outgoing:
@@ -313,8 +337,10 @@ class VlcAudio:
             demo_dir = None
         tracks = resolve(playlist, self.media_dir or demo_dir or Path("."), demo_dir)
         durations = [await self._duration(runtime, t.path) or 0.0 for t in tracks]
+        self._check_device()
+        retry = self._failed == name
         for track, seconds in zip(tracks, durations, strict=True):
-            if not seconds:
+            if not seconds and not retry:
                 self.skipped(name, track, "missing or unreadable")
         where = locate(durations, position, loop=playlist.loop)
         if where is None and any(durations):
@@ -325,7 +351,8 @@ class VlcAudio:
         if stream is None or where is None or not stream.begin(*where):
             if stream is not None:
                 stream.close()
-            self.unplayable(name)
+            if not retry:
+                self.unplayable(name)
             raise _Unplayable(name)
         self._failed = None
         return stream
@@ -366,15 +393,28 @@ class VlcAudio:
             stream.close()
         self._failed = None
 
+    def _stop_chimes(self) -> None:
+        """Silence the chime now and drop chimes not yet sounding (their tasks undo the duck)."""
+        for task in list(self._chime_tasks):
+            task.cancel()
+        if self._chime_done is not None:
+            self._chime_done.set()
+        if self._chime_player is not None:
+            self._chime_player.set_volume(0)
+            self._chime_player.stop()
+
     # -- chimes and ducking ----------------------------------------------------------------
 
     async def chime(self, kind: str) -> None:
         """Start the chime for ``kind`` and duck the music around it; returns at once."""
         self._require()
+        generation = self._generation
         path = await self._chime_path(kind)
         if not _readable(path):
             self.report("chime_skipped", {"kind": kind, "file": path.name})
             raise DriverError(f"{self.name}: chime file for {kind!r} is missing: {path.name}")
+        if generation != self._generation:
+            return  # a panic came while the chime's file was being found
         task = asyncio.create_task(self._play_chime(path))
         self._chime_tasks.add(task)
         task.add_done_callback(self._chime_tasks.discard)
@@ -448,6 +488,48 @@ class VlcAudio:
                 asyncio.to_thread(ensure_demo_media, self._demo_dir_option)
             )
         return await asyncio.shield(self._demo)
+
+    # -- output health ---------------------------------------------------------------------
+
+    def _check_device(self) -> None:
+        if self._runtime is None:
+            return
+        self._set_trouble("device", missing_alsa_device(self.aout, self.device))
+
+    async def _watch_stalls(self) -> None:
+        watch = StallWatch(self.stall_after)
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, self.stall_after / 4))
+            players = {s.player for s in (self.current, *self.outgoing) if s is not None}
+            players = {p for p in players if not p.released}
+            stuck = [
+                p.label
+                for p in players
+                if watch.sample(p, playing=p.playing(), time_ms=p.time_ms(), now=loop.time())
+            ]
+            watch.forget(set(players))
+            message = None
+            if stuck:
+                message = (
+                    f"playback of {', '.join(sorted(stuck))} stalled: libvlc says Playing but "
+                    f"its time has not moved for {self.stall_after:g} s"
+                )
+            self._set_trouble("stall", message)
+
+    def _set_trouble(self, source: str, message: str | None) -> None:
+        before = not self._trouble
+        if message is None:
+            cleared = self._trouble.pop(source, None)
+            if cleared is not None and self.health.error == cleared:
+                self.health.error = next(iter(self._trouble.values()), None)
+        else:
+            self._trouble[source] = message
+            self.health.error = message
+        available = not self._trouble
+        if available != before:
+            self.health.available = available
+            self._context.report_availability(self.name, None, available)
 
     # -- reporting -------------------------------------------------------------------------
 

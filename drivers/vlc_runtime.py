@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import re
 import sys
 import time
 from collections import deque
@@ -32,6 +33,64 @@ from drivers.base import DriverError
 INSTALL_HINT = "install it with: sudo apt-get install libvlc5 vlc-plugin-base"
 HEADLESS_OUTPUTS = ("dummy", "adummy", "amem", "afile")
 AMEM_RATE = 22050
+ASOUND_CARDS = Path("/proc/asound/cards")
+# ALSA plugins whose first positional argument is the card (``hw:1,0``, ``plughw:Headphones``).
+_CARD_PLUGINS = frozenset(
+    ("hw", "plughw", "default", "sysdefault", "front", "dmix", "dsnoop", "iec958", "hdmi")
+)
+_CARD_LINE = re.compile(r"^\s*(\d+)\s+\[([^\]]+)\]")
+
+
+def alsa_card(device: str) -> str | None:
+    """The card an ALSA device string names, or None when it names none (``null``, ``pulse``)::
+
+    alsa_card("hw:CARD=Headphones,DEV=0")  # "Headphones"
+    alsa_card("plughw:1,0")                 # "1"
+    """
+    plugin, sep, args = device.partition(":")
+    if not sep or not args:
+        return None
+    parts = [a.strip() for a in args.split(",")]
+    for part in parts:
+        key, eq, value = part.partition("=")
+        if eq and key.strip().upper() == "CARD":
+            return value.strip().strip("\"'") or None
+    if plugin.strip() in _CARD_PLUGINS and "=" not in parts[0]:
+        return parts[0].strip("\"'") or None
+    return None
+
+
+def parse_cards(text: str) -> set[str]:
+    """Card indices and ids listed in ``/proc/asound/cards`` (ALSA accepts either)."""
+    cards: set[str] = set()
+    for line in text.splitlines():
+        match = _CARD_LINE.match(line)
+        if match:
+            cards.update((match.group(1), match.group(2).strip()))
+    return cards
+
+
+def missing_alsa_device(
+    aout: str, device: str | None, cards_file: Path = ASOUND_CARDS
+) -> str | None:
+    """Why the configured ALSA device cannot be heard, or None if it exists or cannot be told.
+
+    libvlc "plays" to a card that does not exist (state Playing, time advancing, no sound), so
+    this is the only early sign. Without ``/proc/asound`` (no ALSA, or a container masking it)
+    nothing can be said.
+    """
+    if aout != "alsa" or not device:
+        return None
+    card = alsa_card(device)
+    if card is None:
+        return None
+    try:
+        text = cards_file.read_text(errors="replace")
+    except OSError:
+        return None
+    if card in parse_cards(text):
+        return None
+    return f"ALSA device {device} not found; list devices with aplay -L"
 
 
 def load_libvlc(library: str | None = None) -> ModuleType:
@@ -222,6 +281,13 @@ class Player:
             self._volume_pending = self.mp.audio_set_volume(self.volume) != 0
         return ok
 
+    def playing(self) -> bool:
+        return bool(self.mp.get_state() == self._vlc.State.Playing)
+
+    def time_ms(self) -> int:
+        """libvlc's playback time in ms (-1 when none): the stall watchdog's evidence."""
+        return int(self.mp.get_time())
+
     def finished(self) -> bool:
         """The current media ended or failed (not a stale event from a replaced media)."""
         state = self._vlc.State
@@ -242,3 +308,32 @@ class Player:
             self._events.event_detach(kind)
         self.mp.stop()
         self.mp.release()
+
+
+class StallWatch:
+    """Tells a player that says Playing while its time stands still (a hung output or input)::
+
+    watch = StallWatch(after=5.0)
+    stalled = watch.sample(key, playing=True, time_ms=1200, now=loop.time())
+    """
+
+    def __init__(self, after: float) -> None:
+        self.after = after
+        self._seen: dict[object, tuple[int, float]] = {}
+
+    def sample(self, key: object, *, playing: bool, time_ms: int, now: float) -> bool:
+        """Record one look at a player; True if it has been stuck for ``after`` seconds."""
+        if not playing:
+            self._seen.pop(key, None)
+            return False
+        last = self._seen.get(key)
+        if last is None or last[0] != time_ms:
+            self._seen[key] = (time_ms, now)
+            return False
+        return now - last[1] >= self.after
+
+    def forget(self, keep: set[object]) -> None:
+        """Drop players no longer watched."""
+        for key in list(self._seen):
+            if key not in keep:
+                del self._seen[key]

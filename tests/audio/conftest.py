@@ -67,12 +67,18 @@ def playlists(tmp_path: Path) -> Callable[..., str]:
     return write
 
 
+@pytest.fixture
+def availability() -> list[bool]:
+    """What the driver reported through ``report_availability`` (whole driver), in order."""
+    return []
+
+
 DriverMaker = Callable[..., Awaitable[VlcAudio]]
 
 
 @pytest.fixture
 async def make_driver(
-    libvlc: None, media: Path, tmp_path: Path, events: Events
+    libvlc: None, media: Path, tmp_path: Path, events: Events, availability: list[bool]
 ) -> AsyncIterator[DriverMaker]:
     made: list[VlcAudio] = []
 
@@ -83,6 +89,7 @@ async def make_driver(
             media_dir=media,
             playlists_dir=tmp_path / "playlists",
             on_event=lambda kind, data: events.append((kind, data)),
+            on_availability=lambda _driver, _device, ok: availability.append(ok),
         )
         settings: dict[str, Any] = {
             "aout": "amem",
