@@ -305,7 +305,7 @@ class Room:
             h["kind"] = lane.driver.kind
             h["failures"] = lane.failures
             h["last_error"] = lane.last_error
-            h["ok"] = lane.last_error is None and h["available"]
+            h["ok"] = lane.last_error is None and h["available"] and not h["error"]
             drivers[name] = h
         ok = all(d["ok"] for d in drivers.values()) and not self.health_notes
         return {"ok": ok, "drivers": drivers, "notes": dict(self.health_notes)}
