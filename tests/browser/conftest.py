@@ -15,6 +15,7 @@ import asyncio
 import functools
 import os
 import re
+import shutil
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -44,9 +45,41 @@ CHROMIUM_ARGS = [
 ]
 DEVICE = "Galaxy Tab S4"
 STAFF, PIN = "nurse-1", "482915"
-ROOMS = [f"room-{i}" for i in range(1, 11)]
+ROOMS = [f"room-{i}" for i in range(1, 16)]
 
 T = TypeVar("T")
+
+# Three check-ins due at once: the busiest screen the safety bar must stay visible over.
+BUSY_SCENE = """\
+name: Busy check-ins
+description: Three check-ins come due at once (browser tests only).
+route: demo
+roles:
+  ambient: Indirect room light
+  accent: Lamp beside the recliner
+  path: Floor light along the way to the door
+phases:
+  - id: observe
+    title: Observation
+    duration: 10m
+    cues:
+      - at: 0s
+        lights: {roles: [ambient, accent, path], level: 50, kelvin: 3000}
+      - at: 0s
+        checkin: {id: vitals, kind: vitals, prompt: Vitals now, priority: high, ack_within: 5m}
+      - at: 0s
+        checkin:
+          id: comfort
+          kind: comfort
+          prompt: Comfort check
+          priority: medium
+          ack_within: 5m
+          responses:
+            - {code: settled, label: Settled}
+            - {code: uneasy, label: Uneasy}
+      - at: 0s
+        checkin: {id: water, kind: custom, prompt: Offer water, ack_within: 5m}
+"""
 
 try:
     from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
@@ -101,6 +134,7 @@ class LiveServer:
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
+        self.scenes_dir = state_dir / "scenes"
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.site: Site | None = None
@@ -118,7 +152,7 @@ class LiveServer:
             {
                 "site": {
                     "name": "Browser test clinic",
-                    "scenes_dir": str(ROOT / "scenes"),
+                    "scenes_dir": str(self.scenes_dir),
                     "playlists_dir": str(ROOT / "playlists"),
                     "state_dir": str(self.state_dir),
                     "web": {"host": "127.0.0.1", "port": 0},
@@ -128,6 +162,8 @@ class LiveServer:
         )
 
     def start(self) -> None:
+        shutil.copytree(ROOT / "scenes", self.scenes_dir)
+        (self.scenes_dir / "busy.yaml").write_text(BUSY_SCENE)
         StaffStore(self.state_dir).add(STAFF, PIN)
         self.thread.start()
         self.call(self._start(), timeout=20)

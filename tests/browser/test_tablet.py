@@ -225,6 +225,7 @@ def test_another_rooms_controls_are_refused(server: LiveServer, tablet: Page) ->
     error = tablet.get_by_role("alert").filter(has_text="403")
     expect(error).to_be_visible()
     expect(tablet.get_by_role("button", name=re.compile("^Start"))).to_be_hidden()
+    expect(tablet.get_by_role("button", name="Panic", exact=True)).to_be_hidden()
     screenshot(tablet, "refused-403")
     status = tablet.evaluate(
         """async () => (await fetch('/api/v1/rooms/room-5/commands/panic', {

@@ -4,7 +4,7 @@
 // The server is the source of truth: every state message replaces the view; between messages
 // the clock display ticks locally from the moment the view arrived.
 
-import { api, ApiError, NetworkError, newCmdId, sendCommand } from "./api.js";
+import { api, ApiError, Kick, NetworkError, newCmdId, sendCommand, transient } from "./api.js";
 import { LiveLink } from "./live.js";
 
 const EXTEND_SECONDS = 300;
@@ -12,6 +12,9 @@ const PANIC_HOLD_MS = 1500;
 const ME_POLL_MS = 30000;
 const EXPIRY_WARN_S = 120;
 const STATION_KEY = "sessionctl.nurse-station";
+const DEVICE_KEY = "sessionctl.device"; // last pairing seen, for the panic when unreachable
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 10000;
 const ACTIVE = new Set(["running", "paused", "holding"]);
 
 const $ = (id) => document.getElementById(id);
@@ -28,6 +31,8 @@ const S = {
   linkUp: false,
   forbidden: false,
   pending: new Map(), // control key -> cmd_id of the intent in flight
+  kicks: new Map(), // control key -> Kick that retries that intent at once
+  unreached: false, // the room's first view has not arrived for lack of a connection
   overviewLinks: [],
   expiresIn: null,
   expiresAt: 0,
@@ -119,6 +124,8 @@ function show(name) {
   $("staff-name").textContent = signedIn ? S.staff : "";
   if (name !== "room") leaveRoom();
   if (name !== "overview") stopOverview();
+  $("room-safety").hidden = name !== "room" || S.forbidden;
+  reserveSafetySpace();
 }
 
 function go(hash) {
@@ -127,13 +134,20 @@ function go(hash) {
 }
 
 async function route() {
+  retry.cancel("boot");
   const hash = location.hash || "#/";
   if (S.staff === null && hash !== "#/login") {
-    if (!(await loadMe())) {
+    const me = await loadMe();
+    if (me === "unreachable") {
+      unreachableAtStart();
+      return;
+    }
+    if (me === "signed-out") {
       go("#/login");
       return;
     }
   }
+  retry.reset("boot");
   const match = hash.match(/^#\/rooms\/([^/]+)$/);
   if (hash === "#/login") showLogin();
   else if (hash === "#/pair") showPair();
@@ -142,17 +156,72 @@ async function route() {
   else go(S.paired ? `#/rooms/${encodeURIComponent(S.paired)}` : "#/rooms");
 }
 
+/** "ok", "signed-out" (any answer but 200), or "unreachable" (no answer at all). */
 async function loadMe() {
   try {
     const me = await api("GET", "/me");
     S.staff = me.staff;
     S.paired = me.room || null;
     noteExpiry(me.expires_in);
-    return true;
-  } catch {
-    return false;
+    return "ok";
+  } catch (err) {
+    return transient(err) ? "unreachable" : "signed-out";
   }
 }
+
+/**
+ * No answer from the controller at start-up: whether anyone is signed in is unknown, so show
+ * the sign-in screen with the paired room's panic (from the last pairing seen here) and try
+ * again with back-off.
+ */
+function unreachableAtStart() {
+  // Already showing: keep what staff have typed so far.
+  if ($("screen-login").hidden) showLogin();
+  else loadDevice();
+  const wait = retry.schedule("boot", route);
+  $("offline-banner").hidden = false;
+  $("offline-detail").textContent =
+    `Cannot reach the controller; trying again in ${Math.round(wait / 1000)} s.`;
+}
+
+// -- retry with back-off -------------------------------------------------------------------
+// Named timers that double their wait on each failure; the network coming back retries at once.
+
+const retry = {
+  timers: new Map(), // name -> {timer, fn}
+  attempts: new Map(), // name -> failures so far
+
+  /** Run `fn` after the next back-off step; returns the wait in ms. */
+  schedule(name, fn) {
+    this.cancel(name);
+    const n = this.attempts.get(name) || 0;
+    this.attempts.set(name, n + 1);
+    const wait = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** n);
+    this.timers.set(name, { timer: setTimeout(() => this.fire(name), wait), fn });
+    return wait;
+  },
+
+  fire(name) {
+    const entry = this.timers.get(name);
+    this.cancel(name);
+    if (entry) entry.fn();
+  },
+
+  cancel(name) {
+    const entry = this.timers.get(name);
+    if (entry) clearTimeout(entry.timer);
+    this.timers.delete(name);
+  },
+
+  reset(name) {
+    this.cancel(name);
+    this.attempts.delete(name);
+  },
+
+  now() {
+    for (const name of [...this.timers.keys()]) this.fire(name);
+  },
+};
 
 function signedOut(message) {
   S.staff = null;
@@ -211,11 +280,32 @@ function showLogin() {
 async function loadDevice() {
   try {
     const device = await api("GET", "/device");
-    S.device = device && device.room ? device : null;
-  } catch {
-    S.device = null;
+    rememberDevice(device && device.room ? device : null);
+  } catch (err) {
+    // No answer: the pairing last seen here most likely still stands, and its panic is
+    // retried until it gets through. Any real answer decides.
+    rememberDevice(transient(err) ? cachedDevice() : null);
   }
   renderLoginPanic();
+}
+
+function rememberDevice(device) {
+  S.device = device ? { room: device.room, room_name: device.room_name || device.room } : null;
+  try {
+    if (S.device) localStorage.setItem(DEVICE_KEY, JSON.stringify(S.device));
+    else localStorage.removeItem(DEVICE_KEY);
+  } catch {
+    /* storage unavailable: the panic then needs an answer from /device first */
+  }
+}
+
+function cachedDevice() {
+  try {
+    const device = JSON.parse(localStorage.getItem(DEVICE_KEY) || "null");
+    return device && typeof device.room === "string" ? device : null;
+  } catch {
+    return null;
+  }
 }
 
 function renderLoginPanic() {
@@ -227,7 +317,6 @@ function renderLoginPanic() {
   }
   $("login-safety-room").textContent = S.device.room_name || S.device.room;
   const button = $("login-panic");
-  button.disabled = S.loginPanicPending;
   button.classList.toggle("pending", S.loginPanicPending);
   button.setAttribute("aria-busy", String(S.loginPanicPending));
 }
@@ -236,9 +325,15 @@ function loginPanicStatus(message) {
   $("login-panic-status").textContent = message;
 }
 
+const loginPanicKick = new Kick();
+
 function signedOutPanic() {
   const device = S.device;
-  if (device === null || S.loginPanicPending) return;
+  if (device === null) return;
+  if (S.loginPanicPending) {
+    loginPanicKick.now(); // held again while waiting: try at once
+    return;
+  }
   const name = device.room_name || device.room;
   S.loginPanicPending = true;
   renderLoginPanic();
@@ -246,6 +341,7 @@ function signedOutPanic() {
   // One intent, one cmd_id: every retry while the network is down reuses it.
   sendCommand(device.room, "panic", {}, newCmdId(), {
     patience: 120000,
+    kick: loginPanicKick,
     onRetry: () => loginPanicStatus(`No answer yet; sending the panic to ${name} again…`),
   })
     .then((outcome) => {
@@ -401,6 +497,8 @@ function overviewCardOf(roomId) {
 
 function updateOverviewCard(view) {
   const old = overviewCardOf(view.room.id);
+  const shown = old && { rev: Number(old.dataset.rev), instance: old.dataset.instance };
+  if (outdated(view, shown)) return;
   const card = overviewCard(view);
   if (old) old.replaceWith(card);
   else $("overview-list").append(card);
@@ -439,7 +537,12 @@ function overviewCard(view) {
   const alert = view.alert || (open.some((c) => c.state === "due") ? top : null);
   const card = el(
     "li",
-    { class: `card overview-card${alert ? ` alert-${alert}` : ""}`, "data-room": view.room.id },
+    {
+      class: `card overview-card${alert ? ` alert-${alert}` : ""}`,
+      "data-room": view.room.id,
+      "data-rev": view.rev,
+      "data-instance": view.instance,
+    },
     el(
       "div",
       { class: "row" },
@@ -497,14 +600,14 @@ function overviewCard(view) {
 // -- one room -----------------------------------------------------------------------------
 
 async function openRoom(roomId) {
-  if (S.roomId === roomId && S.link) {
+  if (S.roomId === roomId && (S.link || S.unreached)) {
     show("room");
     return;
   }
   leaveRoom();
+  if (S.scenesFor !== roomId) S.scenes = [];
   S.roomId = roomId;
   S.forbidden = false;
-  $("room-safety").hidden = false;
   $("room-state").textContent = "";
   $("room-health").textContent = "";
   show("room");
@@ -515,12 +618,27 @@ async function openRoom(roomId) {
   $("session").hidden = true;
   $("room-controls").hidden = true;
   $("overlay-list").replaceChildren();
+  renderControls();
+  await enterRoom(roomId);
+}
+
+/** Fetch the room's view, then go live; without a connection, try again with back-off. */
+async function enterRoom(roomId) {
   try {
     await refreshView();
   } catch (err) {
+    if (S.roomId !== roomId) return;
     if (handleAuthLoss(err)) return;
-    roomRefused(err);
+    // Only a real answer refuses the room; no answer is not a "no".
+    if (transient(err)) roomUnreachable(roomId);
+    else roomRefused(err);
     return;
+  }
+  if (S.roomId !== roomId || S.link) return;
+  retry.reset("room");
+  if (S.unreached) {
+    S.unreached = false;
+    $("room-error").textContent = "";
   }
   loadScenes();
   S.link = new LiveLink(roomId, {
@@ -536,12 +654,27 @@ async function openRoom(roomId) {
   S.link.start();
 }
 
+// The panic stays on screen and usable: it is retried until the controller answers.
+function roomUnreachable(roomId) {
+  S.unreached = true;
+  const wait = retry.schedule("room", () => {
+    if (S.roomId === roomId) enterRoom(roomId);
+  });
+  $("room-error").textContent =
+    `No connection to the controller; trying again in ${Math.round(wait / 1000)} s. ` +
+    "The panic button still works: it is sent as soon as the connection is back.";
+  linkDown();
+}
+
 function roomRefused(err) {
   S.forbidden = true;
+  S.unreached = false;
+  retry.reset("room");
   $("room-state").textContent = "";
   $("room-state").className = "state-badge";
   $("room-health").textContent = "";
   $("room-safety").hidden = true;
+  reserveSafetySpace();
   $("room-error").textContent =
     err instanceof ApiError && err.status === 403
       ? `Not allowed (403): this tablet cannot see or control ${S.roomId}.` +
@@ -558,6 +691,9 @@ function leaveRoom() {
   if (S.link) S.link.stop();
   S.link = null;
   S.linkUp = false;
+  S.unreached = false;
+  retry.reset("room");
+  closeDialogs();
   S.roomId = null;
   S.view = null;
   $("offline-banner").hidden = true;
@@ -580,6 +716,7 @@ async function loadScenes() {
     const { scenes } = await api("GET", `/scenes?room=${encodeURIComponent(room)}`);
     if (S.roomId !== room) return;
     S.scenes = scenes;
+    S.scenesFor = room;
     renderScenes();
   } catch (err) {
     if (!handleAuthLoss(err)) $("room-error").textContent = describeError(err);
@@ -614,9 +751,30 @@ function onRoomEvent(event) {
   if (event.kind === "driver_unavailable") toast(`Device offline: ${event.driver}`, true);
 }
 
+/** True when `view` is older than `shown`: same server process, lower revision. */
+export function outdated(view, shown) {
+  return Boolean(
+    shown &&
+      view.instance === shown.instance &&
+      typeof view.rev === "number" &&
+      typeof shown.rev === "number" &&
+      view.rev < shown.rev,
+  );
+}
+
 function setView(view) {
+  // An HTTP reply can land after a newer WebSocket push; a restarted server starts over.
+  if (outdated(view, S.view)) {
+    const screen = $("screen-room");
+    screen.dataset.outdatedDropped = String(Number(screen.dataset.outdatedDropped || 0) + 1);
+    return;
+  }
   S.view = view;
   S.viewAt = performance.now();
+  $("screen-room").dataset.rev = String(view.rev);
+  if (S.paired !== null && view.room.id === S.paired) {
+    rememberDevice({ room: view.room.id, room_name: view.room.name });
+  }
   render();
 }
 
@@ -964,13 +1122,21 @@ const DONE = {
 
 /** One user intent: one cmd_id, its control disabled until the outcome is known. */
 function command(key, verb, args, { patience = 30000, label, done } = {}) {
-  if (S.pending.has(key)) return;
+  if (S.pending.has(key)) {
+    // The same intent again (a panic held twice): send it now rather than after the back-off.
+    const kick = S.kicks.get(key);
+    if (kick) kick.now();
+    return;
+  }
   const room = S.roomId;
   const cmdId = newCmdId();
+  const kick = new Kick();
   S.pending.set(key, cmdId);
+  S.kicks.set(key, kick);
   renderControls();
   sendCommand(room, verb, args, cmdId, {
     patience,
+    kick,
     onRetry: () => toast(`No answer yet; sending ${label || verb} again…`, true),
   })
     .then((outcome) => {
@@ -988,6 +1154,7 @@ function command(key, verb, args, { patience = 30000, label, done } = {}) {
     })
     .finally(() => {
       S.pending.delete(key);
+      S.kicks.delete(key);
       renderControls();
       if (S.roomId === room) refreshView().catch(() => {});
     });
@@ -1016,11 +1183,13 @@ function renderControls() {
   set("ctl-skip", "skip", ACTIVE.has(state) && !panic && !(holding && holding.final));
   set("ctl-end", "stop", ACTIVE.has(state));
   set("release", "release", panic);
-  // Panic stays usable while the link is down: the command is retried with its cmd_id
-  // until it gets through; a panic must never be lost to a Wi-Fi blip.
+  // Panic stays usable while the link is down, before the room's first view and while any
+  // command (its own included) waits for an answer: it is retried with its cmd_id until it
+  // gets through; a panic must never be lost to a Wi-Fi blip.
   const panicButton = $("panic");
-  panicButton.disabled = S.forbidden || view === null || S.pending.has("panic");
+  panicButton.disabled = S.forbidden || S.roomId === null;
   panicButton.classList.toggle("pending", S.pending.has("panic"));
+  panicButton.setAttribute("aria-busy", String(S.pending.has("panic")));
   for (const node of $("checkins").querySelectorAll("[data-control]")) {
     const pending = S.pending.has(node.dataset.control);
     node.disabled = !live || pending;
@@ -1040,16 +1209,43 @@ function startSession() {
   command("start", "start", { scene: S.selected }, { label: `Start ${scene ? scene.name : ""}` });
 }
 
+// Dialogs open non-modal with the page behind made inert by hand: showModal() would make the
+// safety bar inert too, and a panic must never wait for a dialog to be dismissed.
+// Banners stay out of it too, so an alert raised meanwhile is still announced.
+const DIALOG_LIVE = new Set([
+  "room-safety",
+  "toast",
+  "dlg-backdrop",
+  "offline-banner",
+  "alarm-banner",
+]);
+
 function confirmDialog(dialog, onOk) {
+  closeDialogs();
   dialog.returnValue = "";
   dialog.addEventListener(
     "close",
     () => {
+      pageInert(false);
       if (dialog.returnValue === "ok") onOk();
     },
     { once: true },
   );
-  dialog.showModal();
+  pageInert(true);
+  dialog.show();
+}
+
+function pageInert(on) {
+  for (const node of document.body.children) {
+    if (node.tagName === "DIALOG" || DIALOG_LIVE.has(node.id)) continue;
+    node.inert = on;
+  }
+  $("dlg-backdrop").hidden = !on;
+}
+
+/** Cancel any open confirmation (its action is not taken). */
+function closeDialogs() {
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close("");
 }
 
 function askSkip() {
@@ -1148,13 +1344,26 @@ function holdToFire(button, fire) {
   return { cancel };
 }
 
-const roomPanicHold = holdToFire($("panic"), () =>
-  command("panic", "panic", {}, { patience: 120000, label: "Panic" }),
-);
+const roomPanicHold = holdToFire($("panic"), () => {
+  closeDialogs();
+  command("panic", "panic", {}, { patience: 120000, label: "Panic" });
+});
 const loginPanicHold = holdToFire($("login-panic"), signedOutPanic);
 
 function cancelPanicHold() {
   roomPanicHold.cancel();
+}
+
+// -- space for the safety bar -------------------------------------------------------------
+
+/** Keep --safety-h at the pinned safety bar's height so content scrolls clear of it. */
+function reserveSafetySpace() {
+  let height = 0;
+  for (const id of ["room-safety", "login-safety"]) {
+    const bar = $(id);
+    if (bar.checkVisibility()) height = Math.max(height, bar.getBoundingClientRect().height);
+  }
+  document.documentElement.style.setProperty("--safety-h", `${Math.ceil(height)}px`);
 }
 
 // -- wiring -------------------------------------------------------------------------------
@@ -1188,6 +1397,16 @@ function wire() {
       .then(pollMe)
       .catch((err) => handleAuthLoss(err));
   });
+  for (const dialog of document.querySelectorAll("dialog")) {
+    // Non-modal dialogs get no Escape handling from the browser.
+    dialog.addEventListener("keydown", (ev) => {
+      if (ev.key === "Escape") dialog.close("cancel");
+    });
+  }
+  const resized = new ResizeObserver(reserveSafetySpace);
+  resized.observe($("room-safety"));
+  resized.observe($("login-safety"));
+  window.addEventListener("online", () => retry.now());
   window.addEventListener("hashchange", route);
   setInterval(tick, 250);
   setInterval(pollMe, ME_POLL_MS);
