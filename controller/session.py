@@ -916,7 +916,12 @@ def _prompt_dict(p: PromptView) -> dict[str, Any]:
 
 def _describe_hold(run: _Run, now: float) -> dict[str, Any]:
     if run.phase_index == len(run.timeline.phases) - 1:
-        return {"offset": None, "in": None, "what": "staff end the session when ready"}
+        return {
+            "offset": None,
+            "in": None,
+            "what": "staff end the session when ready",
+            "kind": "staff",
+        }
     upcoming = run.timeline.phases[run.phase_index + 1].phase.label
     if run.hold is not None and run.hold.limit is not None:
         left = max(0.0, run.hold.limit - now)
@@ -924,8 +929,14 @@ def _describe_hold(run: _Run, now: float) -> dict[str, Any]:
             "offset": None,
             "in": round(left, 3),
             "what": f"phase: {upcoming} (continues by itself, or when staff continue)",
+            "kind": "staff",
         }
-    return {"offset": None, "in": None, "what": f"phase: {upcoming}, when staff continue"}
+    return {
+        "offset": None,
+        "in": None,
+        "what": f"phase: {upcoming}, when staff continue",
+        "kind": "staff",
+    }
 
 
 def describe_cue(cue: Cue) -> str:
@@ -973,10 +984,15 @@ def _describe_next(
             "offset": round(cue.time, 3),
             "in": round(cue.time - offset, 3),
             "what": describe_cue(cue.cue),
+            "kind": "cue",
         }
-    span = timeline.phase_at(nxt)
-    return {
-        "offset": round(nxt, 3),
-        "in": round(nxt - offset, 3),
-        "what": f"phase: {span.phase.label}",
-    }
+    current = timeline.phases[phase_index]
+    if nxt >= current.end and (current.phase.holds or current.index == len(timeline.phases) - 1):
+        last = current.index == len(timeline.phases) - 1
+        then = "staff end the session" if last else "staff continue"
+        what = f"end of {current.phase.label}: the room holds until {then}"
+        kind = "hold"
+    else:
+        what = f"phase: {timeline.phase_at(nxt).phase.label}"
+        kind = "phase"
+    return {"offset": round(nxt, 3), "in": round(nxt - offset, 3), "what": what, "kind": kind}

@@ -1066,7 +1066,7 @@ function renderNext(view, dt, elapsed) {
     next.textContent = "Timeline frozen while the panic is on.";
   } else if (view.state === "paused") {
     next.textContent = "Paused. Lights and music hold where they are; check-ins still escalate.";
-  } else if (s.next && s.next.what === `phase: ${s.phase.title}` && s.phases[s.phase.index].holds) {
+  } else if (s.next && s.next.kind === "hold") {
     // The next deadline is the end of this phase's minimum: say what happens then.
     const last = s.phase.index === s.phases.length - 1;
     next.replaceChildren(
