@@ -29,6 +29,7 @@ from controller.scene import (
     LoadedScene,
     Overlay,
     SceneLibrary,
+    folder_overlays,
     json_schema,
     parse_overlays,
     parse_scene,
@@ -126,13 +127,10 @@ def _overlays_for(
 ) -> dict[str, Overlay]:
     folder = path.parent
     if folder not in cache:
-        shared: dict[str, Overlay] = {}
-        file = folder / OVERLAYS_FILE
-        if file.exists() and file != path:
-            # Errors in the overlays file are reported when that file itself is validated.
-            with contextlib.suppress(SourceErrors):
-                shared = parse_overlays(file.read_bytes(), str(file))
-        cache[folder] = shared
+        cache[folder] = {}
+        # Errors in the overlays file are reported when that file itself is validated.
+        with contextlib.suppress(SourceErrors):
+            cache[folder] = folder_overlays(folder)
     return cache[folder]
 
 
@@ -177,10 +175,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _find_scene(ref: str, room: Path | None) -> tuple[LoadedScene, dict[str, Overlay]]:
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        shared: dict[str, Overlay] = {}
-        overlays_file = path.parent / OVERLAYS_FILE
-        if overlays_file.exists():
-            shared = parse_overlays(overlays_file.read_bytes(), str(overlays_file))
+        shared = folder_overlays(path.parent)
         scene = parse_scene(
             path.read_bytes(),
             str(path),

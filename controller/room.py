@@ -685,7 +685,3 @@ class Room:
     @property
     def state(self) -> SessionState:
         return self.session.state
-
-    def lane_calls(self, driver: str) -> int:
-        """How many calls a driver has been sent (for tests and benchmarks)."""
-        return self._lanes[driver].calls

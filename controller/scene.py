@@ -14,7 +14,6 @@ as ``file:line:col: message``.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +50,6 @@ from controller.yamlsafe import (
 
 SCHEMA_COMMENT = "# yaml-language-server: $schema=./scene.schema.json"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-_NAME_RE = re.compile(NAME_PATTERN)
 
 
 def _duration(value: Any) -> float:
@@ -670,6 +668,12 @@ def panic_problems(panic: Overlay) -> list[tuple[tuple[str, ...], str]]:
 OVERLAYS_FILE = "overlays.yaml"
 
 
+def folder_overlays(folder: Path) -> dict[str, Overlay]:
+    """The shared overlays of a scenes folder (its ``overlays.yaml``), or none."""
+    path = folder / OVERLAYS_FILE
+    return parse_overlays(path.read_bytes(), str(path)) if path.exists() else {}
+
+
 @dataclass
 class SceneLibrary:
     """The scenes a room can run, loaded from a folder (``overlays.yaml`` is shared)."""
@@ -689,12 +693,10 @@ class SceneLibrary:
         """Load every ``*.yaml`` scene in ``folder``; raise SourceErrors for all problems."""
         errors: list[SourceError] = []
         shared: dict[str, Overlay] = {}
-        overlay_path = folder / OVERLAYS_FILE
-        if overlay_path.exists():
-            try:
-                shared = parse_overlays(overlay_path.read_bytes(), str(overlay_path))
-            except SourceErrors as exc:
-                errors += exc.errors
+        try:
+            shared = folder_overlays(folder)
+        except SourceErrors as exc:
+            errors += exc.errors
         library = cls(overlays={"panic": BUILTIN_PANIC, **shared})
         names = list(playlists) if playlists is not None else None
         for path in sorted(folder.glob("*.yaml")):
@@ -718,10 +720,6 @@ def playlist_names(folder: Path | None) -> set[str] | None:
     if folder is None or not folder.is_dir():
         return None
     return {p.stem for p in folder.glob("*.yaml")}
-
-
-def is_name(value: str) -> bool:
-    return bool(_NAME_RE.match(value))
 
 
 def json_schema() -> dict[str, Any]:

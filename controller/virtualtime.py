@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import selectors
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -92,8 +91,3 @@ def run_virtual(
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-
-
-def wall_seconds() -> float:
-    """Real elapsed time, for reports of how fast a simulation ran."""
-    return time.perf_counter()
